@@ -1,0 +1,50 @@
+# ser: set-up, tests and the main jobs. Run `make help` for the list.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Use the shared Emo-DB copy when it exists (tests, CI, offline runs); otherwise data/emodb,
+# which train.py downloads on first use.
+EMODB_ROOT ?= $(if $(wildcard ../shared/data/emodb/wav),$(abspath ../shared/data/emodb),data/emodb)
+export SER_EMODB_ROOT := $(EMODB_ROOT)
+
+.PHONY: help install test lint format train sweep bench clean
+
+help:
+	@echo "make install  create $(VENV) and install requirements + the ser package (idempotent)"
+	@echo "make test     lint, then the whole test suite"
+	@echo "make lint     ruff check + ruff format --check"
+	@echo "make train    python train.py with defaults (ADSRNN, Emo-DB, fold 0)"
+	@echo "make sweep    python sweep.py: 4 models x 10 folds on Emo-DB"
+	@echo "make bench    model throughput table (bench/throughput.py)"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/python -m pytest
+
+train: install
+	$(BIN)/python train.py
+
+sweep: install
+	$(BIN)/python sweep.py
+
+bench: install
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Read audio files as mono 16 kHz float32 waveforms (soundfile + torchaudio resampling)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import soundfile as sf
+import torch
+import torchaudio
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used: unreadable, empty or too short (names the file)."""
+
+
+def load_audio(path: str | Path, *, sample_rate: int = 16000, min_samples: int = 1) -> torch.Tensor:
+    """Read ``path``, mix channels down to mono and resample to ``sample_rate``.
+
+    Args:
+        path: any file soundfile reads (wav, flac, ogg, ...).
+        sample_rate: output rate in Hz.
+        min_samples: shortest acceptable length after resampling (one analysis frame).
+
+    Returns:
+        A 1-D float32 tensor.
+
+    Raises:
+        AudioError: naming the file and what is wrong with it.
+
+    Example:
+        >>> wave = load_audio("../shared/data/emodb/wav/03a01Fa.wav")  # doctest: +SKIP
+        >>> wave.shape  # 2.0 s at 16 kHz
+        torch.Size([32000])
+    """
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as err:
+        raise AudioError(f"{path}: cannot read audio ({err})") from err
+    if data.size == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    wave = torch.from_numpy(data).mean(dim=1)
+    if rate != sample_rate:
+        wave = _resampler(rate, sample_rate)(wave)
+    if wave.numel() < min_samples:
+        raise AudioError(
+            f"{path}: {wave.numel() / sample_rate * 1000:.1f} ms of audio is shorter than one "
+            f"analysis frame ({min_samples / sample_rate * 1000:.1f} ms)"
+        )
+    return wave
+
+
+@lru_cache(maxsize=8)
+def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+    """One resampling kernel per rate pair, built once."""
+    return torchaudio.transforms.Resample(orig_freq=orig, new_freq=new)

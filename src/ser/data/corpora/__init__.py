@@ -1,0 +1,8 @@
+"""Corpora: metadata parsers yielding one utterance list per corpus, and its folds."""
+
+from ser.data.corpora.base import Corpus, CorpusError, Utterance
+from ser.data.corpora.emodb import EmoDB
+from ser.data.corpora.iemocap import IEMOCAP
+from ser.data.corpora.manifest import Manifest
+
+__all__ = ["IEMOCAP", "Corpus", "CorpusError", "EmoDB", "Manifest", "Utterance"]

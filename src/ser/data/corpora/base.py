@@ -1,0 +1,107 @@
+"""What every corpus yields: a list of utterances with labels and speakers, and its folds."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ser.data.folds import Fold
+
+
+class CorpusError(ValueError):
+    """A corpus root, manifest or option that cannot be used (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One labelled recording.
+
+    Attributes:
+        id: unique within the corpus (IEMOCAP and Emo-DB: the file stem).
+        path: the audio file.
+        label: class name (e.g. ``ang``).
+        speaker: speaker name as printed in fold tables (``Ses01F``, ``03``).
+        gender: ``F``, ``M`` or ``None`` when unknown.
+        session: recording session where the corpus has one (IEMOCAP ``Ses01``).
+        improvised: IEMOCAP only: improvised (``True``) or scripted (``False``).
+    """
+
+    id: str
+    path: Path
+    label: str
+    speaker: str
+    gender: str | None = None
+    session: str | None = None
+    improvised: bool | None = None
+
+
+class Corpus(ABC):
+    """Metadata of one corpus: its utterances (already filtered to ``classes``) and folds.
+
+    Subclasses parse metadata only; audio is read by :mod:`ser.data.audio`.
+    """
+
+    #: short name used in cache keys, logs and result files
+    name: str = "corpus"
+
+    def __init__(self, *, root: str | Path, classes: list[str] | tuple[str, ...]) -> None:
+        self.root = Path(root).expanduser()
+        if not classes:
+            raise CorpusError(f"{self.name}: the class list is empty; give at least two classes")
+        if len(set(classes)) != len(classes):
+            raise CorpusError(f"{self.name}: duplicate class names in {list(classes)}")
+        self.classes: tuple[str, ...] = tuple(classes)
+
+    def prepare(self) -> None:
+        """Make the corpus available locally (download it where the corpus supports that)."""
+        return None
+
+    @abstractmethod
+    def _load(self) -> list[Utterance]:
+        """Parse the corpus metadata and return its utterances of ``self.classes``."""
+
+    @abstractmethod
+    def folds(self) -> list[Fold]:
+        """The corpus' fixed, documented speaker-independent folds."""
+
+    @property
+    def cache_identity(self) -> str:
+        """What identifies this corpus' files for the feature cache (its resolved root)."""
+        return str(self.root.resolve())
+
+    @cached_property
+    def utterances(self) -> list[Utterance]:
+        """All utterances of the selected classes, in a fixed (sorted) order."""
+        utterances = sorted(self._load(), key=lambda u: (u.speaker, u.id))
+        if not utterances:
+            raise CorpusError(
+                f"{self.name}: no utterances of classes {list(self.classes)} under {self.root}"
+            )
+        return utterances
+
+    @property
+    def speakers(self) -> list[str]:
+        """Speakers in the corpus' documented order."""
+        return sorted({u.speaker for u in self.utterances})
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{speaker: {class: n}}`` for every speaker and class (zeros included)."""
+        per_speaker = Counter((u.speaker, u.label) for u in self.utterances)
+        return {s: {c: per_speaker[s, c] for c in self.classes} for s in self.speakers}
+
+    def fold(self, index: int) -> Fold:
+        """Fold ``index``, or a :class:`CorpusError` listing the valid folds."""
+        folds = self.folds()
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(folds):
+            table = "; ".join(f"{f.index}: test {','.join(f.test)}" for f in folds)
+            raise CorpusError(
+                f"fold={index!r} is out of range for {self.name}: valid folds are "
+                f"0..{len(folds) - 1} ({table})"
+            )
+        return folds[index]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, classes={list(self.classes)})"

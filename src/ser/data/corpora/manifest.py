@@ -1,0 +1,140 @@
+"""Any corpus from a CSV manifest: one row per utterance.
+
+Required columns ``path,label,speaker``; optional ``gender,session,fold``. Relative paths are
+relative to ``root`` (default: the manifest's folder). The utterance id is the path relative
+to that folder without its suffix.
+
+Folds: with a ``fold`` column (one fold number per speaker, 0..K-1), fold k tests the
+speakers of fold k, validates on fold k+1 (cyclically) and trains on the rest. Without it,
+leave-one-speaker-out over the sorted speakers; validation is the other speakers of the test
+speaker's ``session`` when the manifest gives sessions and there are any, otherwise the next
+speaker in sorted order (see :mod:`ser.data.folds`).
+
+Example manifest::
+
+    path,label,speaker,gender
+    audio/s1_happy_01.wav,hap,s1,F
+    audio/s2_angry_07.flac,ang,s2,M
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ser.data.corpora.base import Corpus, CorpusError, Utterance
+from ser.data.folds import Fold, column_folds, leave_one_speaker_out
+
+REQUIRED = ("path", "label", "speaker")
+
+
+class Manifest(Corpus):
+    """Utterances listed in a CSV file.
+
+    Args:
+        manifest: the CSV file.
+        root: base folder of relative paths (default: the manifest's folder).
+        classes: labels to keep, in output order (default: every label, sorted).
+    """
+
+    name = "manifest"
+
+    def __init__(
+        self,
+        *,
+        manifest: str | Path,
+        root: str | Path | None = None,
+        classes: list[str] | tuple[str, ...] | None = None,
+    ) -> None:
+        self.manifest = Path(manifest).expanduser()
+        if not self.manifest.is_file():
+            raise CorpusError(
+                f"manifest: {self.manifest} does not exist; set data.manifest=FILE.csv "
+                f"(columns {','.join(REQUIRED)}[,gender,session,fold])"
+            )
+        self.rows = self._read()
+        labels = sorted({row["label"] for row in self.rows})
+        base = Path(root).expanduser() if root is not None else self.manifest.parent
+        super().__init__(root=base, classes=classes if classes is not None else labels)
+
+    @property
+    def cache_identity(self) -> str:
+        return str(self.manifest.resolve())
+
+    def _read(self) -> list[dict[str, str]]:
+        with self.manifest.open(newline="") as f:
+            reader = csv.DictReader(f)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            missing = [c for c in REQUIRED if c not in columns]
+            if missing:
+                raise CorpusError(
+                    f"manifest: {self.manifest} lacks column(s) {missing}; the header must "
+                    f"include {','.join(REQUIRED)} (optional gender,session,fold), got {columns}"
+                )
+            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+        for number, row in enumerate(rows, start=2):
+            empty = [c for c in REQUIRED if not row[c]]
+            if empty:
+                raise CorpusError(f"manifest: {self.manifest}:{number}: empty {empty}")
+        return rows
+
+    def _load(self) -> list[Utterance]:
+        utterances, missing = [], []
+        for row in self.rows:
+            if row["label"] not in self.classes:
+                continue
+            path = Path(row["path"]).expanduser()
+            path = path if path.is_absolute() else self.root / path
+            if not path.is_file():
+                missing.append(str(path))
+                continue
+            relative = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+            utterances.append(
+                Utterance(
+                    id=relative.with_suffix("").as_posix(),
+                    path=path,
+                    label=row["label"],
+                    speaker=row["speaker"],
+                    gender=row.get("gender") or None,
+                    session=row.get("session") or None,
+                )
+            )
+        if missing:
+            raise CorpusError(
+                f"manifest: {self.manifest}: {len(missing)} audio file(s) do not exist, e.g. "
+                f"{missing[:3]}; fix the paths (relative paths are relative to {self.root})"
+            )
+        return utterances
+
+    def folds(self) -> list[Fold]:
+        speakers = self.speakers
+        if any(row.get("fold") for row in self.rows):
+            return column_folds(self._per_speaker("fold", int, speakers))
+        sessions = self._per_speaker("session", str, speakers)
+        try:
+            return leave_one_speaker_out(speakers, sessions)
+        except ValueError as err:
+            raise CorpusError(f"manifest: {self.manifest}: {err}") from err
+
+    def _per_speaker(self, column: str, kind: type, speakers: list[str]) -> dict:
+        """The one value of ``column`` per speaker (an error if a speaker has several)."""
+        values: dict[str, set[str]] = {}
+        for row in self.rows:
+            if row["speaker"] in speakers and row.get(column):
+                values.setdefault(row["speaker"], set()).add(row[column])
+        conflicting = {s: sorted(v) for s, v in values.items() if len(v) > 1}
+        if conflicting:
+            raise CorpusError(
+                f"manifest: {self.manifest}: column {column!r} must hold one value per "
+                f"speaker; conflicting: {conflicting}"
+            )
+        try:
+            result = {s: kind(next(iter(v))) for s, v in values.items()}
+        except ValueError as err:
+            raise CorpusError(f"manifest: {self.manifest}: bad {column!r} value: {err}") from err
+        if column == "fold" and len(result) != len(speakers):
+            raise CorpusError(
+                f"manifest: {self.manifest}: speakers without a fold: "
+                f"{sorted(set(speakers) - set(result))}"
+            )
+        return result

@@ -1,0 +1,248 @@
+"""SERDataModule: one fold of a corpus as loaders of normalised 3D log-mel segments."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ser.data.audio import AudioError, load_audio
+from ser.data.balance import Balance, NoBalance
+from ser.data.cache import FeatureCache, FillReport
+from ser.data.corpora import Corpus, Utterance
+from ser.data.dataset import SegmentDataset, collate_segments
+from ser.data.features import LogMel3D
+from ser.data.folds import Fold
+from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
+from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, Sliding
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+class SERDataModule(L.LightningDataModule):
+    """Train / val / test loaders of one speaker-independent fold.
+
+    ``prepare_data`` makes the corpus available and fills the feature cache; ``setup`` builds
+    the fold: segments, training balance, and z-score statistics from the training segments
+    only (applied to all three splits).
+
+    Args:
+        corpus: the corpus (utterances and folds).
+        fold: fold index (``corpus.folds()``).
+        features: waveform -> ``(3, T, n_mels)`` extractor.
+        cache_dir: root of the feature cache.
+        segment_frames: segment length (300 frames = 3 s).
+        train_segments: training segmenting policy (default: first+last, sliding with hop 100
+            for the minority class).
+        eval_segments: validation/test policy (default: first+last).
+        balance: class-balance strategy for training.
+        batch_size: training batch size.
+        eval_batch_size: validation/test batch size (default: ``batch_size``).
+        num_workers: loader worker processes.
+        pin_memory: pin batches (for GPU training).
+        skip_bad_audio: drop unreadable/empty/too-short files with a warning instead of failing.
+        seed: seed of the weighted sampler.
+        progress: show a progress bar while extracting features.
+
+    Example:
+        >>> from ser.data.corpora import EmoDB
+        >>> dm = SERDataModule(corpus=EmoDB(root="../shared/data/emodb"), fold=0,
+        ...                    cache_dir="cache")  # doctest: +SKIP
+        >>> dm.prepare_data(); dm.setup("fit")  # doctest: +SKIP
+        >>> next(iter(dm.train_dataloader()))["x"].shape  # doctest: +SKIP
+        torch.Size([30, 3, 300, 40])
+    """
+
+    def __init__(
+        self,
+        *,
+        corpus: Corpus,
+        fold: int,
+        features: LogMel3D | None = None,
+        cache_dir: str | Path = "cache",
+        segment_frames: int = 300,
+        train_segments: SegmentPolicy | None = None,
+        eval_segments: SegmentPolicy | None = None,
+        balance: Balance | None = None,
+        batch_size: int = 30,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        skip_bad_audio: bool = False,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        self.corpus = corpus
+        self.fold_index = fold
+        self.features = features or LogMel3D()
+        self.cache = FeatureCache(
+            root=cache_dir,
+            corpus_name=corpus.name,
+            corpus_identity=corpus.cache_identity,
+            feature_config=self.features.config(),
+        )
+        self.segment_frames = segment_frames
+        self.train_segments = train_segments or PerClass(default=FirstLast(), minority=Sliding())
+        self.eval_segments = eval_segments or FirstLast()
+        self.balance = balance or NoBalance()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.skip_bad_audio = skip_bad_audio
+        self.seed = seed
+        self.progress = progress
+        self.normalizer: Normalizer | None = None
+        self.class_weights: torch.Tensor | None = None
+        self.utterances: dict[str, list[Utterance]] = {}
+        self.datasets: dict[str, SegmentDataset] = {}
+        self._sampler = None
+
+    # ----------------------------------------------------------------- corpus and fold
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.corpus.classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.corpus.classes)
+
+    @property
+    def fold(self) -> Fold:
+        return self.corpus.fold(self.fold_index)
+
+    def _extract(self, utterance: Utterance) -> torch.Tensor:
+        wave = load_audio(
+            utterance.path,
+            sample_rate=self.features.sample_rate,
+            min_samples=self.features.win_length,
+        )
+        return self.features(wave)
+
+    def _fill(self, utterances: list[Utterance]) -> FillReport:
+        return self.cache.fill(utterances, self._extract, progress=self.progress)
+
+    def prepare_data(self) -> None:
+        """Download the corpus if needed and compute the features not cached yet."""
+        self.corpus.prepare()
+        self._fill(self.corpus.utterances)
+
+    # ----------------------------------------------------------------- fold set-up
+    def setup(self, stage: str | None = None) -> None:
+        """Build the fold's segments, balance and normalisation (once)."""
+        if self.datasets:
+            return
+        fold = self.fold
+        members = [u for u in self.corpus.utterances if fold.split_of(u.speaker)]
+        usable = self._drop_bad(members, self._fill(members))
+        features = self.cache.load(usable)
+        lengths = np.array([f.shape[1] for f in features], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        frames = torch.cat([f.transpose(0, 1) for f in features])  # (total, 3, n_mels)
+        label_index = {c: i for i, c in enumerate(self.classes)}
+
+        tables, split_index = {}, {}
+        for split in SPLITS:
+            index = np.array(
+                [i for i, u in enumerate(usable) if fold.split_of(u.speaker) == split],
+                dtype=np.int64,
+            )
+            if len(index) == 0:
+                raise ValueError(
+                    f"fold {fold.index} of {self.corpus.name}: no {split} utterances "
+                    f"(speakers {list(getattr(fold, split))})"
+                )
+            split_index[split] = index
+            self.utterances[split] = [usable[i] for i in index]
+            policy = self.train_segments if split == "train" else self.eval_segments
+            tables[split] = policy.segment(
+                lengths[index], [usable[i].label for i in index], length=self.segment_frames
+            )
+
+        train_labels = np.array([label_index[u.label] for u in self.utterances["train"]])
+        seg_labels = train_labels[tables["train"].utterance]
+        keep = self.balance.select(seg_labels, self.num_classes)
+        tables["train"] = tables["train"].subset(keep)
+        seg_labels = seg_labels[keep]
+        global_table = SegmentTable(
+            split_index["train"][tables["train"].utterance],
+            tables["train"].start,
+            tables["train"].valid,
+        )
+        self.normalizer = fit_normalizer(frames, frame_weights(global_table, offsets, len(frames)))
+        frames = self.normalizer(frames)
+        self.class_weights = self.balance.class_weights(seg_labels, self.num_classes)
+        self._sampler = self.balance.sampler(seg_labels, self.num_classes, self.seed)
+
+        offsets_t = torch.from_numpy(offsets)
+        for split in SPLITS:
+            labels = torch.tensor([label_index[u.label] for u in self.utterances[split]])
+            self.datasets[split] = SegmentDataset(
+                frames=frames,
+                offsets=offsets_t[torch.from_numpy(split_index[split])],
+                labels=labels,
+                table=tables[split],
+                length=self.segment_frames,
+            )
+        log.info("%s", self.summary())
+
+    def _drop_bad(self, utterances: list[Utterance], report: FillReport) -> list[Utterance]:
+        if not report.bad:
+            return utterances
+        examples = "; ".join(f"{k}: {v}" for k, v in list(report.bad.items())[:3])
+        if not self.skip_bad_audio:
+            raise AudioError(
+                f"{len(report.bad)} unusable audio file(s) in {self.corpus.name} ({examples}). "
+                "Fix or remove them, or set data.skip_bad_audio=true to skip them"
+            )
+        log.warning("skipping %d unusable audio file(s): %s", len(report.bad), examples)
+        return [u for u in utterances if u.id not in report.bad]
+
+    def summary(self) -> str:
+        """One line per split: speakers, utterances and segments per class."""
+        lines = [f"{self.corpus.name} fold {self.fold_index}:"]
+        for split in SPLITS:
+            counts = Counter(u.label for u in self.utterances[split])
+            seg_counts = Counter(
+                self.utterances[split][i].label for i in self.datasets[split].table.utterance
+            )
+            per_class = ", ".join(f"{c} {counts[c]}/{seg_counts[c]}" for c in self.classes)
+            lines.append(
+                f"  {split:5s} speakers {','.join(getattr(self.fold, split))}: "
+                f"{len(self.utterances[split])} utterances / {len(self.datasets[split])} segments "
+                f"({per_class})"
+            )
+        return "\n".join(lines)
+
+    # ----------------------------------------------------------------- loaders
+    def _loader(self, split: str, *, train: bool) -> DataLoader:
+        if not self.datasets:
+            raise RuntimeError("call setup() before asking for loaders")
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train and self._sampler is None,
+            sampler=self._sampler if train else None,
+            drop_last=train and len(self.datasets[split]) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate_segments,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)

@@ -1,0 +1,116 @@
+"""3D log-mel features: static log-mel energies, their delta and delta-delta.
+
+Matches ``python_speech_features.logfbank`` as the original work used it (power spectrum
+divided by the FFT size, HTK mel filters without area normalisation, natural log), built
+from torchaudio: pre-emphasis 0.97, 25 ms frames every 10 ms, 512-point FFT, 40 bands,
+deltas over N=2 frames each side. Frames are not centred: a waveform of ``n`` samples gives
+``1 + (n - win) // hop`` frames (``win`` = 400, ``hop`` = 160 at 16 kHz).
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import nn
+
+WINDOWS = {"rectangular": torch.ones, "hann": torch.hann_window, "hamming": torch.hamming_window}
+
+
+class LogMel3D(nn.Module):
+    """Waveform ``(..., samples)`` at ``sample_rate`` -> ``(..., 3, frames, n_mels)`` float32.
+
+    Args:
+        sample_rate: input rate in Hz.
+        n_mels: mel bands.
+        win_ms: frame length in milliseconds.
+        hop_ms: frame step in milliseconds.
+        n_fft: FFT size.
+        preemphasis: pre-emphasis coefficient (0 disables it).
+        delta_width: N of the regression deltas (window ``2N + 1``).
+        window: frame window, ``rectangular`` (logfbank's default), ``hann`` or ``hamming``.
+        log_floor: energies are clamped to this before the log (silent frames stay finite).
+
+    Example:
+        >>> extract = LogMel3D()
+        >>> extract(torch.randn(32000)).shape  # 2 s at 16 kHz
+        torch.Size([3, 198, 40])
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 16000,
+        n_mels: int = 40,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        n_fft: int = 512,
+        preemphasis: float = 0.97,
+        delta_width: int = 2,
+        window: str = "rectangular",
+        log_floor: float = 1e-10,
+    ) -> None:
+        super().__init__()
+        if window not in WINDOWS:
+            raise ValueError(f"features.window={window!r}: choose one of {sorted(WINDOWS)}")
+        self.sample_rate = sample_rate
+        self.n_mels = n_mels
+        self.win_ms = win_ms
+        self.hop_ms = hop_ms
+        self.n_fft = n_fft
+        self.preemphasis = preemphasis
+        self.delta_width = delta_width
+        self.window = window
+        self.log_floor = log_floor
+        self.win_length = round(sample_rate * win_ms / 1000)
+        self.hop_length = round(sample_rate * hop_ms / 1000)
+        if self.win_length > n_fft:
+            raise ValueError(f"features: a {win_ms} ms frame exceeds n_fft={n_fft} samples")
+        self.spectrogram = torchaudio.transforms.Spectrogram(
+            n_fft=n_fft,
+            win_length=self.win_length,
+            hop_length=self.hop_length,
+            window_fn=WINDOWS[window],
+            center=False,
+            power=2.0,
+        )
+        self.mel = torchaudio.transforms.MelScale(
+            n_mels=n_mels, sample_rate=sample_rate, n_stft=n_fft // 2 + 1, mel_scale="htk"
+        )
+
+    def config(self) -> dict:
+        """The parameters that determine the output (cache key, checkpoints)."""
+        return {
+            "sample_rate": self.sample_rate,
+            "n_mels": self.n_mels,
+            "win_ms": self.win_ms,
+            "hop_ms": self.hop_ms,
+            "n_fft": self.n_fft,
+            "preemphasis": self.preemphasis,
+            "delta_width": self.delta_width,
+            "window": self.window,
+            "log_floor": self.log_floor,
+        }
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames produced for ``num_samples`` input samples."""
+        return (
+            0
+            if num_samples < self.win_length
+            else 1 + (num_samples - self.win_length) // (self.hop_length)
+        )
+
+    @torch.no_grad()
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        wave = waveform.float()
+        if self.preemphasis:
+            wave = torchaudio.functional.preemphasis(wave, coeff=self.preemphasis)
+        # torch.stft frames n_fft samples with the window centred in them; padding by the
+        # difference makes frame k start at sample k * hop, as logfbank's framing does.
+        left = (self.n_fft - self.win_length) // 2
+        wave = nn.functional.pad(wave, (left, self.n_fft - self.win_length - left))
+        power = self.spectrogram(wave) / self.n_fft
+        static = self.mel(power).clamp_min(self.log_floor).log()
+        width = 2 * self.delta_width + 1
+        delta = torchaudio.functional.compute_deltas(static, win_length=width)
+        delta2 = torchaudio.functional.compute_deltas(delta, win_length=width)
+        return torch.stack([static, delta, delta2], dim=-3).transpose(-1, -2).contiguous()

@@ -1,0 +1,141 @@
+"""Cut utterances of T frames into fixed-length segments (default 300 frames = 3 s).
+
+An utterance of T <= length frames gives one segment, zero-padded at the end. Longer ones:
+
+- :class:`FirstLast`: the first and the last ``length`` frames (SEED.md's evaluation policy
+  and its training policy for the majority classes);
+- :class:`Sliding`: every window starting at 0, hop, 2*hop, ... that fits, plus one window
+  ending at the last frame when the hop does not land there (full coverage);
+- :class:`PerClass`: one policy for most classes and another for the minority class(es)
+  (SEED.md's training policy: first+last, and sliding with hop 100 for the minority class).
+
+Segments are kept as a :class:`SegmentTable` of (utterance index, start, valid frames), not as
+copies of the frames; the data set gathers and pads them batch by batch.
+
+Example:
+    >>> table = FirstLast().segment([120, 300, 450], ["ang", "sad", "hap"], length=300)
+    >>> table.utterance.tolist(), table.start.tolist(), table.valid.tolist()
+    ([0, 1, 2, 2], [0, 0, 0, 150], [120, 300, 300, 300])
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SegmentTable:
+    """Segments as parallel arrays; ``utterance`` indexes the list that was segmented."""
+
+    utterance: np.ndarray  # int64 (N,)
+    start: np.ndarray  # int64 (N,) first frame
+    valid: np.ndarray  # int64 (N,) frames before the zero padding
+
+    def __len__(self) -> int:
+        return len(self.utterance)
+
+    def subset(self, index: np.ndarray) -> SegmentTable:
+        """The segments at ``index`` (an int array), in that order."""
+        return SegmentTable(self.utterance[index], self.start[index], self.valid[index])
+
+
+class SegmentPolicy(ABC):
+    """Where the segments of one utterance start."""
+
+    @abstractmethod
+    def starts(self, num_frames: int, length: int) -> list[int]:
+        """Start frames of the segments of an utterance of ``num_frames`` frames."""
+
+    def segment(
+        self, num_frames: Sequence[int], labels: Sequence[str], *, length: int
+    ) -> SegmentTable:
+        """Segments of every utterance, in utterance order."""
+        return _table(num_frames, [self] * len(num_frames), length)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class FirstLast(SegmentPolicy):
+    """First and last ``length`` frames (one padded segment when T <= length)."""
+
+    def starts(self, num_frames: int, length: int) -> list[int]:
+        return [0] if num_frames <= length else [0, num_frames - length]
+
+
+class Sliding(SegmentPolicy):
+    """Windows every ``hop`` frames, plus an end-aligned window for full coverage."""
+
+    def __init__(self, *, hop: int = 100) -> None:
+        if hop < 1:
+            raise ValueError(f"Sliding: hop must be >= 1 frame, got {hop}")
+        self.hop = hop
+
+    def starts(self, num_frames: int, length: int) -> list[int]:
+        if num_frames <= length:
+            return [0]
+        starts = list(range(0, num_frames - length + 1, self.hop))
+        if starts[-1] != num_frames - length:
+            starts.append(num_frames - length)
+        return starts
+
+
+class PerClass(SegmentPolicy):
+    """``minority`` policy for the minority classes, ``default`` for the others.
+
+    Args:
+        default: policy of most classes.
+        minority: policy of the minority classes.
+        minority_classes: their names; ``None`` picks the class with the fewest utterances
+            among those being segmented (the training split: 'hap' on IEMOCAP improvised).
+    """
+
+    def __init__(
+        self,
+        *,
+        default: SegmentPolicy,
+        minority: SegmentPolicy,
+        minority_classes: Sequence[str] | None = None,
+    ) -> None:
+        self.default = default
+        self.minority = minority
+        self.minority_classes = None if minority_classes is None else tuple(minority_classes)
+
+    def starts(self, num_frames: int, length: int) -> list[int]:
+        return self.default.starts(num_frames, length)
+
+    def resolve_minority(self, labels: Sequence[str]) -> tuple[str, ...]:
+        """The classes that get the minority policy for these labels."""
+        if self.minority_classes is not None:
+            return self.minority_classes
+        counts = Counter(labels)
+        return (min(sorted(counts), key=counts.__getitem__),) if counts else ()
+
+    def segment(
+        self, num_frames: Sequence[int], labels: Sequence[str], *, length: int
+    ) -> SegmentTable:
+        minority = set(self.resolve_minority(labels))
+        policies = [self.minority if label in minority else self.default for label in labels]
+        return _table(num_frames, policies, length)
+
+
+def _table(
+    num_frames: Sequence[int], policies: Sequence[SegmentPolicy], length: int
+) -> SegmentTable:
+    utterance, start = [], []
+    for index, (frames, policy) in enumerate(zip(num_frames, policies, strict=True)):
+        if frames < 1:
+            raise ValueError(f"utterance {index} has no frames")
+        starts = policy.starts(int(frames), length)
+        utterance.extend([index] * len(starts))
+        start.extend(starts)
+    utterance_arr = np.asarray(utterance, dtype=np.int64)
+    start_arr = np.asarray(start, dtype=np.int64)
+    valid = np.minimum(np.asarray(num_frames, dtype=np.int64)[utterance_arr] - start_arr, length)
+    return SegmentTable(utterance_arr, start_arr, valid)
