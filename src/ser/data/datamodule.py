@@ -201,7 +201,7 @@ class SERDataModule(L.LightningDataModule):
         if not self.skip_bad_audio:
             raise AudioError(
                 f"{len(report.bad)} unusable audio file(s) in {self.corpus.name} ({examples}). "
-                "Fix or remove them, or set data.skip_bad_audio=true to skip them"
+                "Fix or remove them, or set datamodule.skip_bad_audio=true to skip them"
             )
         log.warning("skipping %d unusable audio file(s): %s", len(report.bad), examples)
         return [u for u in utterances if u.id not in report.bad]

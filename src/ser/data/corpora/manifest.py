@@ -62,7 +62,7 @@ class Manifest(Corpus):
         return str(self.manifest.resolve())
 
     def _read(self) -> list[dict[str, str]]:
-        with self.manifest.open(newline="") as f:
+        with self.manifest.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             columns = [c.strip() for c in reader.fieldnames or []]
             missing = [c for c in REQUIRED if c not in columns]
@@ -108,12 +108,13 @@ class Manifest(Corpus):
 
     def folds(self) -> list[Fold]:
         speakers = self.speakers
-        if any(row.get("fold") for row in self.rows):
-            return column_folds(self._per_speaker("fold", int, speakers))
-        sessions = self._per_speaker("session", str, speakers)
         try:
-            return leave_one_speaker_out(speakers, sessions)
-        except ValueError as err:
+            if any(row.get("fold") for row in self.rows):
+                return column_folds(self._per_speaker("fold", int, speakers))
+            return leave_one_speaker_out(speakers, self._per_speaker("session", str, speakers))
+        except CorpusError:
+            raise
+        except ValueError as err:  # e.g. fold numbers 1..K instead of 0..K-1
             raise CorpusError(f"manifest: {self.manifest}: {err}") from err
 
     def _per_speaker(self, column: str, kind: type, speakers: list[str]) -> dict:

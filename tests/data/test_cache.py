@@ -1,0 +1,259 @@
+"""Per-utterance feature cache (ser/data/cache.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ser.data.audio import AudioError, load_audio
+from ser.data.cache import FeatureCache
+from ser.data.corpora import Utterance
+from ser.data.features import LogMel3D
+
+FEATURES = LogMel3D()
+NAMES = ["03a01Fa", "08a05Fe", "09b02Tb", "11a04Nd", "12b02Wb", "13b10La", "14b10Ad", "16a01Wb"]
+
+
+class CountingExtract:
+    """The real extraction (load_audio + LogMel3D), counting its calls."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def __call__(self, utterance: Utterance) -> torch.Tensor:
+        self.calls.append(utterance.id)
+        return FEATURES(load_audio(utterance.path, min_samples=FEATURES.win_length))
+
+
+@pytest.fixture
+def wavs(emodb_root, tmp_path):
+    """Copies of a few Emo-DB files that a test may modify."""
+    folder = tmp_path / "wav"
+    folder.mkdir()
+    for name in NAMES:
+        shutil.copy(emodb_root / "wav" / f"{name}.wav", folder)
+    return folder
+
+
+def utterances(folder, names=NAMES):
+    return [Utterance(id=n, path=folder / f"{n}.wav", label="x", speaker=n[:2]) for n in names]
+
+
+def make_cache(root, config=None):
+    return FeatureCache(
+        root=root,
+        corpus_name="test",
+        corpus_identity="identity",
+        feature_config=config or FEATURES.config(),
+    )
+
+
+def test_second_fill_computes_nothing(wavs, tmp_path):
+    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs)
+    first, second = CountingExtract(), CountingExtract()
+    report = cache.fill(utts, first, progress=False)
+    assert (report.computed, report.cached, report.bad) == (len(utts), 0, {})
+    assert sorted(first.calls) == sorted(NAMES)
+    report = cache.fill(utts, second, progress=False)
+    assert second.calls == []
+    assert (report.computed, report.cached, report.bad) == (0, len(utts), {})
+    for utt, features in zip(utts, cache.load(utts), strict=True):
+        torch.testing.assert_close(features, FEATURES(load_audio(utt.path)), rtol=0, atol=0)
+
+
+def test_a_changed_feature_config_gives_a_new_directory(tmp_path):
+    base = make_cache(tmp_path)
+    assert make_cache(tmp_path).directory == base.directory
+    other = make_cache(tmp_path, LogMel3D(n_mels=64).config())
+    assert other.directory != base.directory
+    assert other.directory.parent == base.directory.parent
+    other_corpus = FeatureCache(
+        root=tmp_path,
+        corpus_name="test",
+        corpus_identity="another root",
+        feature_config=FEATURES.config(),
+    )
+    assert other_corpus.directory != base.directory
+
+
+def test_a_changed_config_recomputes(wavs, tmp_path):
+    utts = utterances(wavs, NAMES[:2])
+    make_cache(tmp_path).fill(utts, CountingExtract(), progress=False)
+    extract = CountingExtract()
+    report = make_cache(tmp_path, LogMel3D(n_mels=64).config()).fill(utts, extract, progress=False)
+    assert report.computed == 2 and len(extract.calls) == 2
+
+
+def test_modifying_an_audio_file_invalidates_only_its_entry(wavs, tmp_path):
+    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs)
+    cache.fill(utts, CountingExtract(), progress=False)
+    before = cache.load(utts)
+
+    changed = wavs / f"{NAMES[2]}.wav"
+    data, rate = sf.read(changed, dtype="int16")
+    sf.write(changed, (data // 2).astype(np.int16), rate, subtype="PCM_16")
+    stat = changed.stat()  # same size; make sure the modification time moves on
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+    extract = CountingExtract()
+    report = cache.fill(utts, extract, progress=False)
+    assert extract.calls == [NAMES[2]]
+    assert (report.computed, report.cached) == (1, len(utts) - 1)
+    after = cache.load(utts)
+    for name, old, new in zip(NAMES, before, after, strict=True):
+        assert torch.equal(old, new) == (name != NAMES[2]), name
+    torch.testing.assert_close(after[2], FEATURES(load_audio(changed)), rtol=0, atol=0)
+
+
+def test_a_bad_file_is_recorded_and_not_retried(wavs, tmp_path):
+    bad = wavs / "14a01Ea.wav"
+    bad.write_bytes(b"RIFF....WAVE broken")
+    utts = utterances(wavs, [*NAMES[:3], "14a01Ea"])
+    cache = make_cache(tmp_path / "cache")
+    extract = CountingExtract()
+    report = cache.fill(utts, extract, progress=False)
+    assert report.computed == 3
+    assert list(report.bad) == ["14a01Ea"]
+    assert str(bad) in report.bad["14a01Ea"]
+    assert cache.path_for(utts[3]).with_suffix(".bad").is_file()
+
+    again = CountingExtract()
+    report = cache.fill(utts, again, progress=False)
+    assert again.calls == []
+    assert (report.computed, report.cached) == (0, 3)
+    assert list(report.bad) == ["14a01Ea"] and str(bad) in report.bad["14a01Ea"]
+    with pytest.raises(FileNotFoundError, match="14a01Ea"):
+        cache.load(utts[3:])
+
+
+def test_other_errors_are_not_recorded_as_bad_audio(wavs, tmp_path):
+    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs, NAMES[:1])
+
+    def broken(utterance):
+        raise RuntimeError("bug in the extractor")
+
+    with pytest.raises(RuntimeError):
+        cache.fill(utts, broken, progress=False)
+    assert not list(cache.directory.glob("*.bad"))
+    assert cache.fill(utts, CountingExtract(), progress=False).computed == 1
+
+
+def test_load_before_fill_says_what_to_do(wavs, tmp_path):
+    cache = make_cache(tmp_path / "cache")
+    with pytest.raises(FileNotFoundError, match="prepare_data"):
+        cache.load(utterances(wavs, NAMES[:1]))
+
+
+def test_audio_error_type_is_what_is_recorded(wavs, tmp_path):
+    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs, NAMES[:2])
+
+    def refuse_first(utterance):
+        if utterance.id == NAMES[0]:
+            raise AudioError(f"{utterance.path}: rejected")
+        return CountingExtract()(utterance)
+
+    report = cache.fill(utts, refuse_first, progress=False)
+    assert report.bad == {NAMES[0]: f"{utts[0].path}: rejected"}
+    assert report.computed == 1
+
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from ser.data.audio import load_audio
+    from ser.data.cache import FeatureCache
+    from ser.data.corpora import Utterance
+    from ser.data.features import LogMel3D
+
+    cache_root, go, folder = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[4])
+    names = json.loads(sys.argv[3])
+    extract = LogMel3D()
+    cache = FeatureCache(root=cache_root, corpus_name="test", corpus_identity="identity",
+                         feature_config=extract.config())
+    utts = [Utterance(id=n, path=folder / f"{n}.wav", label="x", speaker=n[:2]) for n in names]
+    Path(sys.argv[5]).touch()  # ready: imports done
+    deadline = time.monotonic() + 120
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    report = cache.fill(utts, lambda u: extract(load_audio(u.path, min_samples=400)),
+                        progress=False)
+    print(json.dumps({"computed": report.computed, "cached": report.cached,
+                      "bad": report.bad}))
+    """
+)
+
+
+def test_concurrent_writers(emodb_root, tmp_path):
+    names = sorted(p.stem for p in (emodb_root / "wav").glob("*.wav"))[:40]
+    cache_root, go = tmp_path / "cache", tmp_path / "go"
+    workers = 3
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                str(cache_root),
+                str(go),
+                json.dumps(names if i % 2 == 0 else names[::-1]),
+                str(emodb_root / "wav"),
+                str(tmp_path / f"ready{i}"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for i in range(workers)
+    ]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(
+        (tmp_path / f"ready{i}").exists() or procs[i].poll() is not None for i in range(workers)
+    ):
+        time.sleep(0.02)
+    go.touch()  # all imported: start filling at (nearly) the same moment
+    reports = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    for report in reports:
+        assert report["bad"] == {}
+        assert report["computed"] + report["cached"] == len(names)
+    # the writers overlapped: some entries were computed and written by several of them
+    assert sum(r["computed"] for r in reports) > len(names)
+
+    cache = make_cache(cache_root)
+    files = sorted(p.name for p in cache.directory.iterdir())
+    entries = [cache.path_for(u).name for u in utterances(emodb_root / "wav", names)]
+    assert files == sorted([*entries, "meta.json"])
+    assert not [f for f in files if f.endswith(".tmp") or f.startswith(".")]
+    meta = json.loads((cache.directory / "meta.json").read_text())
+    assert meta["features"] == FEATURES.config()
+    for utt in utterances(emodb_root / "wav", names):
+        stored = np.load(cache.path_for(utt))
+        assert stored.dtype == np.float32
+        expected = FEATURES(load_audio(utt.path, min_samples=FEATURES.win_length))
+        torch.testing.assert_close(torch.from_numpy(stored), expected)
+
+
+def test_cache_files_get_the_permissions_of_ordinary_files(wavs, tmp_path):
+    # a shared cache must be readable by whoever may read files created in that folder
+    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs, NAMES[:1])
+    cache.fill(utts, CountingExtract(), progress=False)
+    reference = cache.directory / "reference"
+    reference.write_bytes(b"")
+    mode = reference.stat().st_mode & 0o777
+    assert cache.path_for(utts[0]).stat().st_mode & 0o777 == mode
+    assert (cache.directory / "meta.json").stat().st_mode & 0o777 == mode

@@ -1,0 +1,270 @@
+"""SERDataModule: one fold of a corpus as loaders (ser/data/datamodule.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from ser.config import CONFIG_DIR
+from ser.data import SERDataModule
+from ser.data.audio import AudioError
+from ser.data.balance import ClassWeightedLoss, FixedPerClass, WeightedSampler
+from ser.data.corpora import IEMOCAP, EmoDB, Manifest
+from ser.data.segments import PerClass, Sliding
+
+# shared/data/emodb/README.md: emotion letters of the 4-class subset, and the 10 speakers
+FOUR = {"W": "ang", "T": "sad", "F": "hap", "N": "neu"}
+SPEAKERS = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
+
+
+def four_class_ids(emodb_root, speakers):
+    """Ids of the 4-class files of ``speakers``, straight from the file names."""
+    return {
+        p.stem
+        for p in (emodb_root / "wav").glob("*.wav")
+        if p.stem[:2] in speakers and p.stem[5] in FOUR
+    }
+
+
+def emodb_dm(emodb_root, cache_dir, fold, **kwargs):
+    dm = SERDataModule(
+        corpus=EmoDB(root=emodb_root, download=False),
+        fold=fold,
+        cache_dir=cache_dir,
+        progress=False,
+        **kwargs,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+@pytest.fixture(scope="module")
+def fold0(emodb_root, emodb_cache_dir):
+    return emodb_dm(emodb_root, emodb_cache_dir, 0)
+
+
+@pytest.mark.parametrize(("fold", "test", "val"), [(0, "03", "08"), (5, "12", "14")])
+def test_splits_are_the_fold_speakers(emodb_root, emodb_cache_dir, fold, test, val):
+    dm = emodb_dm(emodb_root, emodb_cache_dir, fold)
+    train = [s for s in SPEAKERS if s not in (test, val)]
+    ids = {split: {u.id for u in dm.utterances[split]} for split in ("train", "val", "test")}
+    assert ids["test"] == four_class_ids(emodb_root, [test])
+    assert ids["val"] == four_class_ids(emodb_root, [val])
+    assert ids["train"] == four_class_ids(emodb_root, train)
+    assert sum(len(v) for v in ids.values()) == 339
+
+
+def test_train_batches(fold0):
+    batch = next(iter(fold0.train_dataloader()))
+    assert batch["x"].shape == (fold0.batch_size, 3, 300, 40)
+    assert batch["x"].dtype == torch.float32
+    assert batch["y"].dtype == torch.int64
+    assert set(batch["y"].tolist()) <= set(range(4))
+    for loader in (fold0.val_dataloader(), fold0.test_dataloader()):
+        batch = next(iter(loader))
+        assert batch["x"].shape[1:] == (3, 300, 40)
+        assert batch["x"].dtype == torch.float32
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_eval_batches_map_to_the_split_utterances(fold0, split):
+    loader = getattr(fold0, f"{split}_dataloader")()
+    utterances = fold0.utterances[split]
+    features = fold0.cache.load(utterances)
+    seen = []
+    for batch in loader:
+        for row, utt in enumerate(batch["utt"].tolist()):
+            utterance = utterances[utt]
+            assert batch["y"][row] == fold0.classes.index(utterance.label)
+            # the segment holds this utterance's normalised frames (2 s: one padded segment)
+            stored = features[utt].transpose(0, 1)  # (T, 3, n_mels)
+            expected = fold0.normalizer(stored).permute(1, 0, 2)
+            frames = expected.shape[1]
+            assert frames < 300
+            torch.testing.assert_close(batch["x"][row, :, :frames], expected)
+            assert (batch["x"][row, :, frames:] == 0).all()
+            seen.append(utt)
+    assert sorted(seen) == list(range(len(utterances)))  # every utterance exactly once
+
+
+def test_train_set_covers_the_training_utterances(fold0):
+    ds = fold0.datasets["train"]
+    utt = ds.__getitems__(list(range(len(ds))))["utt"]
+    assert set(utt.tolist()) == set(range(len(fold0.utterances["train"])))
+
+
+def train_labels(dm):
+    return dm.datasets["train"].__getitems__(list(range(len(dm.datasets["train"]))))["y"]
+
+
+def test_fixed_per_class_balance_of_the_training_segments(emodb_root, emodb_cache_dir):
+    dm = emodb_dm(emodb_root, emodb_cache_dir, 0, balance=FixedPerClass(n=20))
+    assert torch.bincount(train_labels(dm), minlength=4).tolist() == [20, 20, 20, 20]
+
+
+def imbalanced(counts):
+    return counts.max() > 1.5 * counts.min()
+
+
+def test_class_weighted_loss_weights_of_the_training_segments(emodb_root, emodb_cache_dir):
+    dm = emodb_dm(emodb_root, emodb_cache_dir, 0, balance=ClassWeightedLoss())
+    counts = torch.bincount(train_labels(dm), minlength=4).double()
+    expected = counts.sum() / (4 * counts)
+    torch.testing.assert_close(dm.class_weights, expected.float())
+    assert imbalanced(counts)
+
+
+def test_weighted_sampler_feeds_the_train_loader(emodb_root, emodb_cache_dir):
+    dm = emodb_dm(emodb_root, emodb_cache_dir, 0, balance=WeightedSampler(), seed=3)
+    counts = torch.bincount(train_labels(dm), minlength=4)
+    assert imbalanced(counts.double())
+    drawn = torch.cat([b["y"] for _ in range(5) for b in dm.train_dataloader()])
+    share = torch.bincount(drawn, minlength=4).double() / len(drawn)
+    # ~1300 draws of p = 1/4: sd 0.012; 0.05 is 4 sd
+    torch.testing.assert_close(
+        share, torch.full((4,), 0.25, dtype=torch.float64), atol=0.05, rtol=0
+    )
+
+
+def test_minority_class_gets_sliding_windows(emodb_manifest, tmp_path):
+    # 2 s files are 198 frames; with 60-frame segments the training policy decides the
+    # windows: hop 50 plus the end-aligned one for hap, first+last for the other classes
+    dm = SERDataModule(
+        corpus=Manifest(manifest=emodb_manifest),
+        fold=0,
+        cache_dir=tmp_path / "cache",
+        segment_frames=60,
+        train_segments=PerClass(
+            default=Sliding(hop=1000), minority=Sliding(hop=50), minority_classes=["hap"]
+        ),
+        progress=False,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    table = dm.datasets["train"].table
+    for u, utterance in enumerate(dm.utterances["train"]):
+        starts = table.start[table.utterance == u].tolist()
+        assert starts == ([0, 50, 100, 138] if utterance.label == "hap" else [0, 138])
+
+
+def bad_manifest(emodb_manifest):
+    """Corrupt one training file (speaker 09) of the small corpus."""
+    bad = sorted((emodb_manifest.parent / "audio").glob("09*.wav"))[0]
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEbroken")
+    return bad
+
+
+def test_bad_audio_fails_by_default_naming_the_file(emodb_manifest, tmp_path):
+    bad = bad_manifest(emodb_manifest)
+    dm = SERDataModule(
+        corpus=Manifest(manifest=emodb_manifest), fold=0, cache_dir=tmp_path, progress=False
+    )
+    dm.prepare_data()  # records the bad file
+    with pytest.raises(AudioError) as err:
+        dm.setup("fit")
+    assert str(bad) in str(err.value)
+    assert "datamodule.skip_bad_audio=true" in str(err.value)
+
+
+def test_bad_audio_skipped_with_a_warning(emodb_manifest, tmp_path, caplog):
+    bad = bad_manifest(emodb_manifest)
+    good = SERDataModule(
+        corpus=Manifest(manifest=emodb_manifest), fold=0, cache_dir=tmp_path, progress=False
+    )
+    n_train = sum(u.speaker in good.fold.train for u in good.corpus.utterances)
+    dm = SERDataModule(
+        corpus=Manifest(manifest=emodb_manifest),
+        fold=0,
+        cache_dir=tmp_path,
+        skip_bad_audio=True,
+        progress=False,
+    )
+    with caplog.at_level(logging.WARNING, logger="ser.data.datamodule"):
+        dm.prepare_data()
+        dm.setup("fit")
+    assert "skipping 1 unusable audio file(s)" in caplog.text
+    assert str(bad) in caplog.text
+    assert len(dm.utterances["train"]) == n_train - 1
+    assert bad.stem not in {u.id.split("/")[-1] for u in dm.utterances["train"]}
+
+
+def test_loaders_need_setup(emodb_root, emodb_cache_dir):
+    dm = SERDataModule(
+        corpus=EmoDB(root=emodb_root, download=False), fold=0, cache_dir=emodb_cache_dir
+    )
+    with pytest.raises(RuntimeError, match="setup"):
+        dm.train_dataloader()
+
+
+def test_fold_out_of_range_at_setup(emodb_root, emodb_cache_dir):
+    from ser.data.corpora import CorpusError
+
+    dm = SERDataModule(
+        corpus=EmoDB(root=emodb_root, download=False), fold=10, cache_dir=emodb_cache_dir
+    )
+    with pytest.raises(CorpusError, match=r"0\.\.9"):
+        dm.setup("fit")
+
+
+def test_from_the_hydra_config(emodb_root, emodb_cache_dir):
+    overrides = [
+        "+datamodule=default",
+        "+features=logmel",
+        "+balance=fixed",
+        "+fold=3",
+        "+seed=11",
+        f"data.root={emodb_root}",
+        f"paths.cache_dir={emodb_cache_dir}",
+        "datamodule.progress=false",
+    ]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="inspect", overrides=overrides)
+    dm = instantiate(cfg.datamodule)
+    assert isinstance(dm, SERDataModule)
+    assert isinstance(dm.corpus, EmoDB) and dm.corpus.root == emodb_root
+    assert dm.fold.test == ("10",) and dm.seed == 11
+    assert isinstance(dm.balance, FixedPerClass) and dm.balance.n == 300  # SEED.md
+    assert isinstance(dm.train_segments, PerClass)
+    assert dm.train_segments.minority.hop == 100
+    # the configured features are SEED.md's, i.e. the code defaults: same cache folder
+    default = SERDataModule(corpus=dm.corpus, fold=3, cache_dir=emodb_cache_dir)
+    assert dm.cache.directory == default.cache.directory
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["x"].shape == (cfg.datamodule.batch_size, 3, 300, 40)
+
+
+def test_iemocap_fixture_fold(iemocap_tree, tmp_path):
+    """Short utterances (0.2-0.4 s) through the whole pipeline; session-based splits."""
+    corpus = IEMOCAP(root=iemocap_tree.root)
+    dm = SERDataModule(corpus=corpus, fold=3, cache_dir=tmp_path, batch_size=4, progress=False)
+    dm.prepare_data()
+    dm.setup("fit")
+    expected = {
+        split: {
+            t.id
+            for t in iemocap_tree.truth
+            if t.has_wav and t.improvised and t.label in corpus.classes and t.speaker in speakers
+        }
+        for split, speakers in (
+            ("test", {"Ses02M"}),
+            ("val", {"Ses02F"}),
+            ("train", {f"Ses0{s}{g}" for s in (1, 3, 4, 5) for g in "FM"}),
+        )
+    }
+    for split, ids in expected.items():
+        assert {u.id for u in dm.utterances[split]} == ids, split
+        # every utterance is shorter than a segment: one segment each
+        assert len(dm.datasets[split]) == len(ids)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["x"].shape == (4, 3, 300, 40)
+    valid = dm.datasets["train"].table.valid[batch["seg"].numpy()]
+    assert valid.max() < 300
+    for row, v in enumerate(valid):
+        assert (batch["x"][row, :, v:] == 0).all()

@@ -1,0 +1,124 @@
+"""3D log-mel features (ser/data/features.py; SEED.md "Input")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+from ser.data.features import LogMel3D
+
+SR = 16000
+WIN = SR * 25 // 1000  # 25 ms frames
+HOP = SR * 10 // 1000  # 10 ms hop
+
+
+def frames_for(num_samples: int) -> int:
+    """The framing formula of features.py's docstring."""
+    return 1 + (num_samples - WIN) // HOP
+
+
+@pytest.fixture(scope="module")
+def wave() -> torch.Tensor:
+    rng = np.random.default_rng(3)
+    t = np.arange(SR * 7 // 10 + 37) / SR
+    x = 0.3 * np.sin(2 * np.pi * 300 * t) * np.sin(2 * np.pi * 3 * t) + 0.05 * rng.standard_normal(
+        t.size
+    )
+    return torch.from_numpy(x.astype(np.float32))
+
+
+@pytest.mark.parametrize("seconds", [0.025, 0.5, 2.0, 3.0])
+def test_shape_dtype_and_frame_count(seconds):
+    n = round(SR * seconds)
+    out = LogMel3D()(torch.randn(n, generator=torch.Generator().manual_seed(0)))
+    assert out.shape == (3, frames_for(n), 40)
+    assert out.dtype == torch.float32
+    assert LogMel3D().num_frames(n) == frames_for(n)
+
+
+def test_frame_count_just_below_and_above_a_hop():
+    extract = LogMel3D()
+    for n in (WIN + HOP - 1, WIN + HOP, WIN + HOP + 1):
+        assert extract(torch.zeros(n)).shape[1] == frames_for(n)
+
+
+def test_batched_input_gives_the_same_features(wave):
+    extract = LogMel3D()
+    batch = extract(torch.stack([wave, wave.flip(0)]))
+    assert batch.shape == (2, 3, frames_for(wave.numel()), 40)
+    torch.testing.assert_close(batch[0], extract(wave))
+    torch.testing.assert_close(batch[1], extract(wave.flip(0)))
+
+
+def test_static_channel_equals_a_direct_log_mel_computation(wave):
+    """Frame k covers samples [k*hop, k*hop + win): pre-emphasis, |FFT|^2/512, mel, log."""
+    x = wave.double().numpy()
+    emphasised = np.append(x[0], x[1:] - 0.97 * x[:-1])
+    n = frames_for(x.size)
+    frames = np.stack([emphasised[k * HOP : k * HOP + WIN] for k in range(n)])
+    power = np.abs(np.fft.rfft(frames, 512)) ** 2 / 512
+    fbank = torchaudio.functional.melscale_fbanks(
+        257, 0.0, SR / 2, 40, SR, norm=None, mel_scale="htk"
+    ).double()
+    expected = torch.from_numpy(power).matmul(fbank).clamp_min(1e-10).log().float()
+    torch.testing.assert_close(LogMel3D()(wave)[0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_deltas_are_compute_deltas_of_the_previous_channel(wave):
+    out = LogMel3D()(wave)
+    static, delta, delta2 = out[0].T, out[1].T, out[2].T  # (n_mels, time)
+    # N=2 frames on each side: window 5
+    torch.testing.assert_close(delta, torchaudio.functional.compute_deltas(static, win_length=5))
+    torch.testing.assert_close(delta2, torchaudio.functional.compute_deltas(delta, win_length=5))
+    assert delta.abs().max() > 0 and delta2.abs().max() > 0
+
+
+def test_delta_width_changes_the_delta_window(wave):
+    out = LogMel3D(delta_width=1)(wave)
+    expected = torchaudio.functional.compute_deltas(out[0].T, win_length=3)
+    torch.testing.assert_close(out[1].T, expected)
+
+
+def test_silence_stays_finite():
+    out = LogMel3D()(torch.zeros(SR // 2))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[0], torch.full_like(out[0], float(np.log(1e-10))))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sample_rate": 8000},
+        {"n_mels": 64},
+        {"win_ms": 20.0},
+        {"hop_ms": 5.0},
+        {"n_fft": 1024},
+        {"preemphasis": 0.0},
+        {"delta_width": 3},
+        {"window": "hann"},
+        {"log_floor": 1e-6},
+    ],
+)
+def test_changing_a_parameter_changes_config(change):
+    base = LogMel3D().config()
+    changed = LogMel3D(**change).config()
+    assert changed != base
+    assert {k for k in base if base[k] != changed[k]} == set(change)
+    assert LogMel3D().config() == base
+
+
+def test_parameters_that_change_the_output_are_in_config(wave):
+    # a config difference is what tells the cache to recompute: every parameter above
+    # also changes the features themselves
+    base = LogMel3D()(wave)
+    for change in ({"preemphasis": 0.0}, {"window": "hamming"}, {"log_floor": 1e-3}):
+        assert not torch.equal(LogMel3D(**change)(wave), base), change
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="window"):
+        LogMel3D(window="triangle")
+    with pytest.raises(ValueError, match="n_fft"):
+        LogMel3D(win_ms=50.0)

@@ -1,0 +1,178 @@
+"""Z-score statistics from a fold's training segments only (SEED.md "Normalisation")."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ser.data import SERDataModule
+from ser.data.audio import load_audio
+from ser.data.corpora import Manifest
+from ser.data.features import LogMel3D
+from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
+from ser.data.segments import FirstLast, SegmentTable
+
+
+def covered_frames(frames, offsets, table):
+    """Every frame the segments cover, once per covering segment (no padding)."""
+    parts = [
+        frames[offsets[u] + s : offsets[u] + s + v]
+        for u, s, v in zip(table.utterance, table.start, table.valid, strict=True)
+    ]
+    return torch.cat(parts).double()
+
+
+def test_frame_weights_count_covering_segments_without_padding():
+    offsets = np.array([0, 50, 400])
+    # utterance 0: 50 frames (short: one padded segment); 1: 350 frames, first+last of 300
+    table = FirstLast().segment([50, 350], ["a", "b"], length=300)
+    weights = frame_weights(table, offsets, total_frames=500)
+    assert weights[:50].tolist() == [1] * 50
+    assert weights[50:100].tolist() == [1] * 50  # only the first segment
+    assert weights[100:350].tolist() == [2] * 250  # first and last overlap
+    assert weights[350:400].tolist() == [1] * 50  # only the last
+    assert weights[400:].tolist() == [0] * 100  # not in the table (another split)
+
+
+def test_statistics_from_the_given_segments_only():
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.randn(900, 3, 40, generator=gen) * 3 + 5
+    frames[600:] += 100  # frames of other splits: far away, must not count
+    offsets = np.array([0, 120, 600])
+    table = FirstLast().segment([120, 480], ["a", "b"], length=300)  # utterances 0 and 1
+    normalizer = fit_normalizer(frames, frame_weights(table, offsets, len(frames)))
+    x = covered_frames(frames, offsets, table)
+    torch.testing.assert_close(normalizer.mean, x.mean(0).float())
+    torch.testing.assert_close(normalizer.std, x.std(0, unbiased=False).float())
+    assert normalizer.mean.shape == normalizer.std.shape == (3, 40)
+    # zero padding would have pulled the mean towards 0
+    assert (normalizer.mean > 4).all()
+
+
+def test_normalizer_applies_per_channel_and_band():
+    mean = torch.arange(6, dtype=torch.float32).reshape(3, 2)
+    std = torch.full((3, 2), 2.0)
+    frames = torch.ones(4, 3, 2) * 10
+    out = Normalizer(mean=mean, std=std)(frames)
+    torch.testing.assert_close(out[0], (10 - mean) / 2)
+    restored = Normalizer.from_state_dict(Normalizer(mean=mean, std=std).state_dict())
+    torch.testing.assert_close(restored.mean, mean)
+    torch.testing.assert_close(restored.std, std)
+
+
+def test_constant_band_does_not_divide_by_zero():
+    frames = torch.ones(10, 3, 4)
+    normalizer = fit_normalizer(frames, np.ones(10, dtype=np.int64))
+    assert torch.isfinite(normalizer(frames)).all()
+
+
+def test_no_training_frame_is_an_error():
+    with pytest.raises(ValueError):
+        fit_normalizer(torch.ones(5, 3, 4), np.zeros(5, dtype=np.int64))
+
+
+# ------------------------------------------------------------- through SERDataModule
+
+
+def datamodule(manifest, cache_dir, **kwargs):
+    dm = SERDataModule(
+        corpus=Manifest(manifest=manifest), fold=0, cache_dir=cache_dir, progress=False, **kwargs
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def change_audio(path):
+    """Halve the samples (a new recording of the same length) and move the mtime on."""
+    data, rate = sf.read(path, dtype="int16")
+    sf.write(path, (data // 2).astype(np.int16), rate, subtype="PCM_16")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+
+def split_file(dm, split):
+    return dm.utterances[split][0].path
+
+
+def test_fold_statistics_are_those_of_the_training_utterances(emodb_manifest, tmp_path):
+    dm = datamodule(emodb_manifest, tmp_path / "cache")
+    assert dm.fold.test == ("03",) and dm.fold.val == ("08",)
+    assert {u.speaker for u in dm.utterances["train"]} == {"09", "10"}
+    extract = LogMel3D()
+    # Emo-DB files are 2 s (198 frames < 300): each training frame is in one segment
+    train = torch.cat(
+        [extract(load_audio(u.path)).permute(1, 0, 2) for u in dm.utterances["train"]]
+    ).double()
+    torch.testing.assert_close(dm.normalizer.mean, train.mean(0).float(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        dm.normalizer.std, train.std(0, unbiased=False).float(), rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_statistics_ignore_test_and_validation_audio(emodb_manifest, tmp_path, split):
+    cache = tmp_path / "cache"
+    before = datamodule(emodb_manifest, cache)
+    change_audio(split_file(before, split))
+    after = datamodule(emodb_manifest, cache)
+    assert torch.equal(after.normalizer.mean, before.normalizer.mean)
+    assert torch.equal(after.normalizer.std, before.normalizer.std)
+    # the change did reach that split's features
+    changed = after.datasets[split].__getitems__([0])["x"]
+    assert not torch.equal(changed, before.datasets[split].__getitems__([0])["x"])
+
+
+def test_statistics_follow_the_training_audio(emodb_manifest, tmp_path):
+    cache = tmp_path / "cache"
+    before = datamodule(emodb_manifest, cache)
+    change_audio(split_file(before, "train"))
+    after = datamodule(emodb_manifest, cache)
+    assert not torch.allclose(after.normalizer.mean, before.normalizer.mean)
+    assert not torch.allclose(after.normalizer.std, before.normalizer.std)
+
+
+def normalised_training_frames(dm):
+    ds = dm.datasets["train"]
+    x = ds.__getitems__(list(range(len(ds))))["x"]  # (N, 3, L, n_mels)
+    valid = torch.from_numpy(ds.table.valid)
+    mask = torch.arange(x.shape[2])[None, :] < valid[:, None]  # (N, L)
+    return x.permute(0, 2, 1, 3)[mask].double()  # (frames, 3, n_mels)
+
+
+@pytest.mark.parametrize("segment_frames", [300, 100])
+def test_normalised_training_segments_have_zero_mean_unit_std(
+    emodb_manifest, tmp_path, segment_frames
+):
+    # 100 frames: first and last segments of a 198-frame file overlap (frames counted twice)
+    dm = datamodule(
+        emodb_manifest,
+        tmp_path / "cache",
+        segment_frames=segment_frames,
+        train_segments=FirstLast(),
+    )
+    frames = normalised_training_frames(dm)
+    torch.testing.assert_close(
+        frames.mean(0), torch.zeros(3, 40, dtype=torch.float64), atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        frames.std(0, unbiased=False), torch.ones(3, 40, dtype=torch.float64), atol=1e-4, rtol=0
+    )
+    # validation frames are normalised with the same statistics, so they are not exactly 0/1
+    val = dm.datasets["val"].__getitems__(list(range(len(dm.datasets["val"]))))["x"]
+    assert val.abs().max() > 0
+
+
+def test_weights_follow_the_segments(tmp_path):
+    """A frame covered by two training segments counts twice."""
+    frames = torch.zeros(10, 1, 1)
+    frames[:5] = 1.0
+    frames[5:] = 3.0
+    table = SegmentTable(np.array([0, 0]), np.array([0, 5]), np.array([10, 5]))
+    normalizer = fit_normalizer(frames, frame_weights(table, np.array([0]), 10))
+    # frames 5..9 (value 3) are in both segments: mean (5*1 + 10*3) / 15
+    assert normalizer.mean.item() == pytest.approx(35 / 15)
