@@ -255,3 +255,46 @@ def emodb_manifest(emodb_root: Path, tmp_path: Path) -> Path:
     Leave-one-speaker-out fold 0: test 03, validation 08, training 09 and 10.
     """
     return build_emodb_manifest(emodb_root, tmp_path / "small-corpus")
+
+
+# ----------------------------------------------------------------------------- Hydra configs
+
+
+@pytest.fixture
+def compose_config(emodb_root: Path, emodb_cache_dir: Path, tmp_path: Path, monkeypatch):
+    """``compose(overrides, config_name="config")``: the real config tree, run folder in tmp.
+
+    Emo-DB points at the shared copy and the feature cache at the session's filled cache;
+    the Hydra runtime values are set as ``train.py`` would set them.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from ser.config import CONFIG_DIR
+
+    monkeypatch.setenv("SER_EMODB_ROOT", str(emodb_root))
+
+    def _compose(overrides: list[str], *, config_name: str = "config", run_dir: Path | None = None):
+        run_dir = run_dir or tmp_path / "run"
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+            cfg = compose(
+                config_name,
+                overrides=[
+                    f"paths.root_dir={tmp_path}",
+                    f"paths.cache_dir={emodb_cache_dir}",
+                    f"paths.output_dir={run_dir}",
+                    f"hydra.run.dir={run_dir}",
+                    *overrides,
+                ],
+                return_hydra_config=True,
+            )
+        HydraConfig().set_config(cfg)
+        with open_dict(cfg):
+            del cfg.hydra
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()

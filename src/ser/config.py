@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import netrc
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from ser.data.audio import AudioError
@@ -21,6 +24,99 @@ CONFIG_DIR = Path(os.environ.get("SER_CONFIG_DIR", Path(__file__).resolve().pare
 
 class ConfigError(ValueError):
     """A configuration choice that cannot work (the message names the option)."""
+
+
+def _gpu_visible() -> bool:
+    return torch.cuda.is_available()
+
+
+def _require_gpu(value: str) -> str:
+    if not _gpu_visible():
+        raise ConfigError(
+            "hardware=gpu/ddp needs a GPU but none is visible (torch.cuda.is_available() is "
+            "False; check CUDA_VISIBLE_DEVICES and the driver); use hardware=cpu or hardware=auto"
+        )
+    return value
+
+
+def _wandb_offline() -> bool:
+    """Offline unless W&B credentials exist (env key or ``wandb login``'s netrc entry)."""
+    mode = os.environ.get("WANDB_MODE", "")
+    if mode in ("offline", "dryrun", "disabled"):
+        return True
+    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+        return False
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return True
+
+
+def _seed_range(first: int, count: int) -> str:
+    """Sweep values of ``seed`` for ``count`` repeated seeds starting at ``first``."""
+    return str(first) if int(count) == 1 else f"range({int(first)},{int(first) + int(count)})"
+
+
+def _seed_suffix(seed: int, count: int) -> str:
+    """Run-folder suffix naming the seed when seeds are repeated."""
+    return "" if int(count) == 1 else f"-seed{seed}"
+
+
+def register_resolvers() -> None:
+    """The ``ser.*`` resolvers the configs use (GPU choice, W&B mode, seed sweeps)."""
+    resolvers = {
+        "ser.if_gpu": lambda on_gpu, otherwise: on_gpu if _gpu_visible() else otherwise,
+        "ser.require_gpu": _require_gpu,
+        "ser.wandb_offline": _wandb_offline,
+        "ser.seed_range": _seed_range,
+        "ser.seed_suffix": _seed_suffix,
+    }
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()
+
+
+def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
+    """Reject ``group=option`` overrides naming an option that has no file in ``conf/<group>/``.
+
+    Hydra would report this too, over several lines; this says it in one and lists the
+    valid options.
+
+    Example:
+        >>> check_choices(["model=adsrnn", "fold=3"])
+        >>> check_choices(["model=lstm"])
+        Traceback (most recent call last):
+        ...
+        ser.config.ConfigError: unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, asrnn
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in argv if not a.startswith("-")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(args)
+    except Exception as err:  # Hydra reports syntax errors itself, with context
+        if type(err).__name__ == "OverrideParseException":
+            return
+        raise
+    for override in overrides:
+        group = override.key_or_group
+        folder = config_dir / group
+        if override.is_delete() or "." in group or "/" in group or not folder.is_dir():
+            continue
+        values = (
+            [str(v) for v in override.sweep_iterator()]
+            if override.is_sweep_override()
+            else [override.get_value_element_as_str()]
+        )
+        valid = sorted(p.stem for p in folder.glob("*.yaml"))
+        unknown = [v for v in values if v not in valid and v.lower() not in ("null", "none")]
+        if unknown:
+            raise ConfigError(
+                f"unknown {group} {unknown[0]!r}: valid options are {', '.join(valid)}"
+            )
 
 
 USER_ERRORS = (ConfigError, CorpusError, AudioError, DownloadError, MissingMandatoryValue)
@@ -56,3 +152,9 @@ def exit_on_user_error(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
 
     return wrapper
+
+
+@exit_on_user_error
+def check_choices_or_exit(argv: list[str]) -> None:
+    """:func:`check_choices` for entry points: one ``error:`` line and exit code 2."""
+    check_choices(argv)

@@ -1,0 +1,1 @@
+"""Hydra launcher plugin of the ser project: ``hydra/launcher=ser_local``."""

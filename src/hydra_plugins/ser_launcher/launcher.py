@@ -1,0 +1,189 @@
+"""``hydra/launcher=ser_local``: run a multirun's jobs in parallel on one machine.
+
+Each worker process owns a slot: with GPUs, a distinct set of ``gpus_per_job`` GPUs
+(``CUDA_VISIBLE_DEVICES`` is set before CUDA starts); on CPU, an equal share of the cores
+(``OMP_NUM_THREADS`` and ``torch.set_num_threads``), so that jobs do not oversubscribe.
+Jobs are queued: a free slot takes the next job. Progress (finished/total, time left) is
+logged as jobs end.
+"""
+
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalParallelConf:
+    """Options of ``hydra/launcher=ser_local``."""
+
+    _target_: str = "hydra_plugins.ser_launcher.launcher.LocalParallelLauncher"
+    #: parallel jobs; -1: one per ``gpus_per_job`` visible GPUs, or cores // 2 without GPUs
+    n_jobs: int = -1
+    gpus_per_job: int = 1
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="ser_local", node=LocalParallelConf, provider="ser"
+)
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use (``CUDA_VISIBLE_DEVICES``, else every GPU torch sees)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() not in ("", "-1")]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def slots(*, n_jobs: int, gpus_per_job: int, gpus: list[str], cpus: int) -> list[dict[str, str]]:
+    """Environment of each worker slot: distinct GPUs, or an equal share of the CPU cores.
+
+    Example:
+        >>> for slot in slots(n_jobs=-1, gpus_per_job=2, gpus=["0", "1", "2", "3"], cpus=16):
+        ...     print(slot)
+        {'CUDA_VISIBLE_DEVICES': '0,1', 'OMP_NUM_THREADS': '8'}
+        {'CUDA_VISIBLE_DEVICES': '2,3', 'OMP_NUM_THREADS': '8'}
+    """
+    if gpus:
+        count = len(gpus) // gpus_per_job
+        if count == 0:
+            raise ValueError(f"gpus_per_job={gpus_per_job} but only GPUs {gpus} are visible")
+        count = min(count, n_jobs) if n_jobs > 0 else count
+        groups = [",".join(gpus[i * gpus_per_job : (i + 1) * gpus_per_job]) for i in range(count)]
+    else:
+        count = n_jobs if n_jobs > 0 else max(1, cpus // 2)
+        groups = ["" for _ in range(count)]
+    threads = str(max(1, cpus // count))
+    return [{"CUDA_VISIBLE_DEVICES": g, "OMP_NUM_THREADS": threads} for g in groups]
+
+
+_SLOT: dict[str, str] = {}
+
+
+def _init_worker(queue: Any) -> None:
+    """Claim a slot and pin this worker to its GPUs / thread budget (before CUDA starts)."""
+    _SLOT.update(queue.get())
+    os.environ.update(_SLOT)
+    os.environ["MKL_NUM_THREADS"] = _SLOT["OMP_NUM_THREADS"]
+    import torch
+
+    torch.set_num_threads(int(_SLOT["OMP_NUM_THREADS"]))
+
+
+def _execute(payload: bytes) -> bytes:
+    """Run one job in a worker (the payload is cloudpickled: task functions live in __main__)."""
+    idx, overrides, hydra_context, config, task_function, singleton_state = cloudpickle.loads(
+        payload
+    )
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
+        sweep_config.hydra.job.num = idx
+    HydraConfig.instance().set_config(sweep_config)
+    result = run_job(
+        hydra_context=hydra_context,
+        config=sweep_config,
+        task_function=task_function,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
+    return cloudpickle.dumps(result)
+
+
+class LocalParallelLauncher(Launcher):
+    """Parallel jobs on one machine, one GPU set (or CPU share) per worker."""
+
+    def __init__(self, n_jobs: int = -1, gpus_per_job: int = 1) -> None:
+        self.n_jobs = n_jobs
+        self.gpus_per_job = gpus_per_job
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def launch(self, job_overrides: list[list[str]], initial_job_idx: int) -> list[JobReturn]:
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        worker_slots = slots(
+            n_jobs=self.n_jobs,
+            gpus_per_job=self.gpus_per_job,
+            gpus=visible_gpus(),
+            cpus=os.cpu_count() or 1,
+        )
+        workers = min(len(worker_slots), len(job_overrides))
+        log.info(
+            "ser_local: %d jobs on %d workers %s",
+            len(job_overrides),
+            workers,
+            worker_slots[:workers],
+        )
+        for idx, overrides in enumerate(job_overrides):
+            log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
+        context = multiprocessing.get_context("spawn")
+        queue = context.Manager().Queue()
+        for slot in worker_slots[:workers]:
+            queue.put(slot)
+        singleton_state = Singleton.get_state()
+        results: list[JobReturn | None] = [None] * len(job_overrides)
+        started = time.monotonic()
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
+        ) as pool:
+            pending = {
+                pool.submit(
+                    _execute,
+                    cloudpickle.dumps(
+                        (
+                            initial_job_idx + idx,
+                            overrides,
+                            self.hydra_context,
+                            self.config,
+                            self.task_function,
+                            singleton_state,
+                        )
+                    ),
+                ): idx
+                for idx, overrides in enumerate(job_overrides)
+            }
+            done_count = 0
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    idx = pending.pop(future)
+                    results[idx] = cloudpickle.loads(future.result())
+                    done_count += 1
+                    elapsed = time.monotonic() - started
+                    left = elapsed / done_count * (len(job_overrides) - done_count)
+                    job = " ".join(filter_overrides(job_overrides[idx]))
+                    log.info(
+                        "ser_local: %d of %d jobs done (%s), about %.0f s left",
+                        done_count, len(job_overrides), job, left,
+                    )  # fmt: skip
+        return results

@@ -1,0 +1,57 @@
+"""Callbacks: what a W&B run gets beyond Lightning's curves."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+from lightning.pytorch.loggers import WandbLogger
+
+from ser.plots import confusion_figure
+
+
+class WandbExtras(L.Callback):
+    """Tags (corpus, test speaker), parameter counts and the test confusion matrix.
+
+    The confusion matrix goes to W&B twice: as an interactive confusion-matrix chart and as
+    a row-normalised image.
+    """
+
+    @staticmethod
+    def _runs(trainer: L.Trainer) -> list:
+        return [lg.experiment for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        dm = trainer.datamodule
+        tags = [dm.corpus.name, *(f"test-{s}" for s in dm.fold.test), f"fold-{dm.fold.index}"]
+        params = sum(p.numel() for p in pl_module.net.parameters())
+        trainable = sum(p.numel() for p in pl_module.net.parameters() if p.requires_grad)
+        for run in self._runs(trainer):
+            run.tags = tuple(sorted(set(run.tags or ()) | set(tags)))
+            run.summary["params/total"] = params
+            run.summary["params/trainable"] = trainable
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        results = getattr(pl_module, "test_results", None)
+        if not trainer.is_global_zero or not results:
+            return
+        import matplotlib.pyplot as plt
+        import wandb
+
+        classes = results["confusion"]["classes"]
+        index = {c: i for i, c in enumerate(classes)}
+        y_true = [index[p["label"]] for p in results["predictions"]]
+        y_pred = [index[p["pred"]] for p in results["predictions"]]
+        title = f"{pl_module.name} fold {trainer.datamodule.fold.index}"
+        figure = confusion_figure({title: np.array(results["confusion"]["matrix"])}, classes)
+        for run in self._runs(trainer):
+            run.log(
+                {
+                    "test/confusion": wandb.plot.confusion_matrix(
+                        y_true=y_true, preds=y_pred, class_names=classes
+                    ),
+                    "test/confusion_image": wandb.Image(figure),
+                }
+            )
+        plt.close(figure)

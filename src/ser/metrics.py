@@ -1,0 +1,131 @@
+"""Utterance-level metrics: segment probabilities combined per utterance, then UAR and WA.
+
+SEED.md's decision rule: the class probabilities of an utterance's segments are combined
+element-wise by **max** (or **mean**), then argmax. UAR is the mean of per-class recalls over
+the classes present in the ground truth (= scikit-learn's ``recall_score(average="macro")``
+when every class occurs); WA is plain accuracy.
+
+:class:`UtteranceMetrics` keeps one probability row per segment, indexed by the segment's
+position in its split. Rows are merged across processes with ``max``: a segment that a
+distributed sampler repeats to pad a batch writes the same row twice, and one never seen
+stays empty, so no utterance is counted twice or lost.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+COMBINE = ("max", "mean")
+
+
+def combine_segments(
+    seg_probs: Tensor, seg_to_utt: Tensor, num_utterances: int, how: str
+) -> Tensor:
+    """Combine per-segment probabilities ``(S, C)`` into per-utterance ones ``(U, C)``.
+
+    Rows are renormalised to sum to 1 (the argmax is unchanged). Utterances without any
+    segment get a row of zeros.
+
+    Example:
+        >>> p = torch.tensor([[0.6, 0.4], [0.2, 0.8], [0.9, 0.1]])
+        >>> combine_segments(p, torch.tensor([0, 0, 1]), 2, "max")
+        tensor([[0.4286, 0.5714],
+                [0.9000, 0.1000]])
+    """
+    if how not in COMBINE:
+        raise ValueError(f"combine={how!r}: choose one of {COMBINE}")
+    index = seg_to_utt[:, None].expand_as(seg_probs)
+    out = seg_probs.new_zeros(num_utterances, seg_probs.shape[1])
+    if how == "max":
+        out = out.scatter_reduce(0, index, seg_probs, reduce="amax", include_self=True)
+    else:
+        out = out.scatter_reduce(0, index, seg_probs, reduce="mean", include_self=False)
+    total = out.sum(dim=1, keepdim=True)
+    return torch.where(total > 0, out / total.clamp_min(1e-12), out)
+
+
+def recall_per_class(confusion: Tensor) -> Tensor:
+    """Recall of each class from a confusion matrix (rows true); NaN for absent classes."""
+    support = confusion.sum(dim=1)
+    return torch.where(support > 0, confusion.diagonal() / support.clamp_min(1), torch.nan)
+
+
+def uar(confusion: Tensor) -> Tensor:
+    """Unweighted average recall over the classes present in the ground truth."""
+    return recall_per_class(confusion.float()).nanmean()
+
+
+def accuracy(confusion: Tensor) -> Tensor:
+    """Weighted accuracy (plain accuracy)."""
+    return confusion.diagonal().sum() / confusion.sum().clamp_min(1)
+
+
+class UtteranceMetrics(Metric):
+    """UAR, WA, per-class recall and confusion of one split, at utterance level.
+
+    Args:
+        seg_to_utt: utterance index of every segment of the split.
+        labels: class index of every utterance of the split.
+        num_classes: number of classes.
+        combine: ``max`` (SEED.md) or ``mean``.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(
+        self, *, seg_to_utt: Tensor, labels: Tensor, num_classes: int, combine: str = "max"
+    ) -> None:
+        super().__init__()
+        if combine not in COMBINE:
+            raise ValueError(f"combine={combine!r}: choose one of {COMBINE}")
+        self.num_classes = num_classes
+        self.combine = combine
+        self.register_buffer("seg_to_utt", seg_to_utt.long(), persistent=False)
+        self.register_buffer("labels", labels.long(), persistent=False)
+        num_segments = len(seg_to_utt)
+        self.add_state("seg_probs", torch.zeros(num_segments, num_classes), dist_reduce_fx="max")
+        self.add_state("seen", torch.zeros(num_segments), dist_reduce_fx="max")
+
+    def update(self, seg: Tensor, probs: Tensor) -> None:
+        """Record the probabilities ``(B, C)`` of segments ``seg`` ``(B,)``."""
+        self.seg_probs[seg] = probs.detach().to(self.seg_probs.dtype)
+        self.seen[seg] = 1.0
+
+    def compute(self) -> dict[str, Tensor]:
+        """Metrics over the utterances with at least one recorded segment.
+
+        Returns a dict with ``uar``, ``wa``, ``recall`` ``(C,)``, ``confusion`` ``(C, C)``
+        (rows true, columns predicted), ``seg_uar`` (segment-level UAR, for diagnosis),
+        ``utterances`` (indices into the split), ``probs`` ``(U, C)`` and ``preds`` ``(U,)``.
+        (torchmetrics squeezes one-element results: reshape ``utterances`` and ``preds`` with
+        ``.reshape(-1)`` before iterating.)
+        """
+        num_utt = len(self.labels)
+        seen = self.seen > 0
+        utt_probs = combine_segments(
+            self.seg_probs[seen], self.seg_to_utt[seen], num_utt, self.combine
+        )
+        covered = torch.zeros(num_utt, dtype=torch.bool, device=seen.device)
+        covered[self.seg_to_utt[seen]] = True
+        utterances = covered.nonzero().squeeze(1)
+        preds = utt_probs[utterances].argmax(dim=1)
+        target = self.labels[utterances]
+        confusion = multiclass_confusion_matrix(preds, target, self.num_classes)
+        seg_target = self.labels[self.seg_to_utt[seen]]
+        seg_confusion = multiclass_confusion_matrix(
+            self.seg_probs[seen].argmax(dim=1), seg_target, self.num_classes
+        )
+        return {
+            "uar": uar(confusion),
+            "wa": accuracy(confusion),
+            "recall": recall_per_class(confusion.float()),
+            "confusion": confusion,
+            "seg_uar": uar(seg_confusion),
+            "utterances": utterances,
+            "probs": utt_probs[utterances],
+            "preds": preds,
+        }

@@ -1,0 +1,99 @@
+"""ADRNN (Meng et al. 2019, as reproduced by the seed): dilated residual CNN + BiLSTM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ser.models.blocks import (
+    Activation,
+    AttentionPooling,
+    DilatedResidualBlock,
+    channels_last,
+    check_input,
+    frames_to_sequence,
+)
+
+
+class ADRNN(nn.Module):
+    """ADRNN on ``(B, in_channels, frames, n_mels)`` segments; returns log-probabilities.
+
+    conv (``conv_channels`` maps) + LeakyReLU -> ``pool`` max-pool -> dilated residual block
+    (main widths ``dilated_channels``, a skip conv to the last width; the skip has no
+    activation, as drawn) -> per-frame linear to ``linear_dim`` + LeakyReLU -> BiLSTM ->
+    attention pooling -> FC ``fc_dim`` + BatchNorm + LeakyReLU -> FC.
+
+    ``embed`` is the ``fc_dim`` vector, the feature that the center loss pulls together.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 4,
+        *,
+        in_channels: int = 3,
+        n_mels: int = 40,
+        frames: int = 300,
+        conv_channels: int = 128,
+        kernel_size: int = 3,
+        pool: Sequence[int] = (2, 4),
+        dilated_channels: Sequence[int] = (128, 128, 256),
+        dilated_kernel: int = 3,
+        dilation: int = 2,
+        skip_activation: bool = False,
+        linear_dim: int = 768,
+        lstm_hidden: int = 128,
+        attention_dim: int = 1,
+        attention_activation: Activation = "sigmoid",
+        fc_dim: int = 64,
+        negative_slope: float = 0.01,
+    ) -> None:
+        super().__init__()
+        pool_t, pool_f = (int(p) for p in pool)
+        if frames // pool_t < 1 or n_mels // pool_f < 1:
+            raise ValueError(f"pool {pool} leaves nothing of a {frames} x {n_mels} input")
+        self.in_channels, self.frames, self.n_mels = in_channels, frames, n_mels
+        widths = [int(c) for c in dilated_channels]
+        self.cnn = nn.Sequential(
+            nn.Conv2d(in_channels, conv_channels, kernel_size, padding="same"),
+            nn.LeakyReLU(negative_slope, inplace=True),
+            nn.MaxPool2d((pool_t, pool_f)),
+            DilatedResidualBlock(
+                conv_channels,
+                widths,
+                kernel_size=dilated_kernel,
+                dilation=dilation,
+                skip_activation=skip_activation,
+                negative_slope=negative_slope,
+            ),
+        )
+        self.linear = nn.Sequential(
+            nn.Linear(widths[-1] * (n_mels // pool_f), linear_dim),
+            nn.LeakyReLU(negative_slope),
+        )
+        self.lstm = nn.LSTM(linear_dim, lstm_hidden, batch_first=True, bidirectional=True)
+        self.pooling = AttentionPooling(
+            2 * lstm_hidden, attention_dim=attention_dim, activation=attention_activation
+        )
+        self.head = nn.Sequential(
+            nn.Linear(2 * lstm_hidden, fc_dim),
+            nn.BatchNorm1d(fc_dim),
+            nn.LeakyReLU(negative_slope),
+        )
+        self.classifier = nn.Linear(fc_dim, num_classes)
+        self.embedding_dim = fc_dim
+
+    def embed(self, x: Tensor) -> Tensor:
+        """``(B, C, T, F) -> (B, fc_dim)``: the input of the final classifier."""
+        check_input(x, self.in_channels, self.frames, self.n_mels)
+        out, _ = self.lstm(self.linear(frames_to_sequence(self.cnn(channels_last(x)))))
+        return self.head(self.pooling(out))
+
+    def classify(self, z: Tensor) -> Tensor:
+        """``(B, fc_dim) -> (B, num_classes)`` log-probabilities."""
+        return torch.log_softmax(self.classifier(z), dim=-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, T, F) -> (B, num_classes)`` log-probabilities."""
+        return self.classify(self.embed(x))

@@ -1,0 +1,111 @@
+"""ASRNN (Peng et al. 2020, on 3D log-mel input): CNN + sliding-window BiLSTM + attention/LSTM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ser.models.blocks import (
+    Activation,
+    AttentionPooling,
+    OverlappingWindowLSTM,
+    channels_last,
+    check_input,
+    frames_to_sequence,
+)
+
+
+class ASRNN(nn.Module):
+    """ASRNN on ``(B, in_channels, frames, n_mels)`` segments; returns log-probabilities.
+
+    conv blocks [3x3 conv -> max-pool -> BatchNorm -> ReLU] (widths ``conv_channels``, pools
+    ``pools``) -> per-frame linear to ``linear_dim`` -> windows of ``window`` frames every
+    ``shift`` frames, each encoded by one shared BiLSTM -> the window sequence goes to
+    (a) attention pooling and (b) an LSTM (last hidden state) -> concat -> FC ``fc_dim`` +
+    LeakyReLU + BatchNorm (the embedding) -> FC.
+
+    Default pools: (2, 2) then (1, 2) twice, i.e. time is halved once (300 -> 150 frames,
+    29 windows of 10 at shift 5, each 100 ms long) while mel is reduced 40 -> 5. Pooling
+    time further would leave too few frames for overlapping 10-frame windows.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 4,
+        *,
+        in_channels: int = 3,
+        n_mels: int = 40,
+        frames: int = 300,
+        conv_channels: Sequence[int] = (64, 128, 128),
+        kernel_size: int = 3,
+        pools: Sequence[Sequence[int]] = ((2, 2), (1, 2), (1, 2)),
+        linear_dim: int = 768,
+        window: int = 10,
+        shift: int = 5,
+        window_hidden: int = 128,
+        attention_dim: int = 1,
+        attention_activation: Activation = "sigmoid",
+        sequence_hidden: int = 256,
+        fc_dim: int = 64,
+        negative_slope: float = 0.01,
+    ) -> None:
+        super().__init__()
+        widths = [in_channels, *(int(c) for c in conv_channels)]
+        pool_sizes = [(int(t), int(f)) for t, f in pools]
+        if len(pool_sizes) != len(widths) - 1:
+            raise ValueError("pools needs one (time, mel) pool per conv block")
+        self.in_channels, self.frames, self.n_mels = in_channels, frames, n_mels
+        layers: list[nn.Module] = []
+        t, f = frames, n_mels
+        for c_in, c_out, (pool_t, pool_f) in zip(widths[:-1], widths[1:], pool_sizes, strict=True):
+            layers += [
+                nn.Conv2d(c_in, c_out, kernel_size, padding="same", bias=False),
+                nn.MaxPool2d((pool_t, pool_f)),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+            t, f = t // pool_t, f // pool_f
+        self.cnn = nn.Sequential(*layers)
+        self.cnn_frames = t
+        self.window_encoder = OverlappingWindowLSTM(
+            linear_dim, window_hidden, window=window, shift=shift
+        )
+        if f < 1 or self.window_encoder.num_windows(t) < 1:
+            raise ValueError(f"pools {pool_sizes} leave {t} frames x {f} bands: too small")
+        self.linear = nn.Linear(widths[-1] * f, linear_dim)
+        self.pooling = AttentionPooling(
+            self.window_encoder.output_size,
+            attention_dim=attention_dim,
+            activation=attention_activation,
+        )
+        self.sequence_lstm = nn.LSTM(
+            self.window_encoder.output_size, sequence_hidden, batch_first=True
+        )
+        self.head = nn.Sequential(
+            nn.Linear(self.window_encoder.output_size + sequence_hidden, fc_dim),
+            nn.LeakyReLU(negative_slope),
+            nn.BatchNorm1d(fc_dim),
+        )
+        self.classifier = nn.Linear(fc_dim, num_classes)
+        self.embedding_dim = fc_dim
+
+    def window_starts(self) -> list[int]:
+        """First frame (after the CNN's time pooling) of each window the model encodes."""
+        return self.window_encoder.window_starts(self.cnn_frames)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """``(B, C, T, F) -> (B, fc_dim)``: the input of the final classifier."""
+        check_input(x, self.in_channels, self.frames, self.n_mels)
+        encodings = self.window_encoder(self.linear(frames_to_sequence(self.cnn(channels_last(x)))))
+        _, (h_n, _) = self.sequence_lstm(encodings)
+        return self.head(torch.cat([self.pooling(encodings), h_n[-1]], dim=-1))
+
+    def classify(self, z: Tensor) -> Tensor:
+        """``(B, fc_dim) -> (B, num_classes)`` log-probabilities."""
+        return torch.log_softmax(self.classifier(z), dim=-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, T, F) -> (B, num_classes)`` log-probabilities."""
+        return self.classify(self.embed(x))

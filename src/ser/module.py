@@ -1,0 +1,259 @@
+"""SERModule: trains and evaluates any network the same way.
+
+Loss: NLL of the network's log-probabilities (optionally class-weighted by the data
+module), plus optionally ``mse_weight * MSE(probabilities, one-hot)`` (the original code's
+term) and a center loss (ADRNN). Metrics at utterance level after combining segment
+probabilities (:mod:`ser.metrics`): ``val/uar``, ``val/wa``, ``val/seg_uar``,
+``val/uar_best``, ``test/uar``, ``test/wa``, ``test/seg_uar``, ``test/recall_<class>``.
+
+A checkpoint carries everything inference needs under ``checkpoint["ser"]``: class names,
+the network's constructor (target and arguments), feature config, normalisation
+statistics, segment length and the combination rule.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from ser.losses import CenterLoss
+from ser.metrics import COMBINE, UtteranceMetrics
+
+NetFactory = Callable[..., nn.Module]
+
+
+def net_spec(factory: NetFactory) -> dict[str, Any]:
+    """``{"target": "module.Class", "kwargs": {...}}`` of a network factory (a partial)."""
+    func = factory.func if isinstance(factory, functools.partial) else factory
+    kwargs = dict(factory.keywords) if isinstance(factory, functools.partial) else {}
+    return {"target": f"{func.__module__}.{func.__qualname__}", "kwargs": kwargs}
+
+
+class SERModule(L.LightningModule):
+    """Lightning wrapper of one network.
+
+    Args:
+        name: model name for logs and results (``adsrnn``).
+        net: network factory called with ``num_classes`` (a Hydra partial).
+        class_names: class names in output order (from the data module).
+        optimizer: optimiser factory called with parameter groups (a Hydra partial).
+        scheduler: optional scheduler factory called with the optimiser.
+        scheduler_interval: ``epoch`` or ``step``.
+        mse_weight: weight of the MSE(probabilities, one-hot) term (0 disables it).
+        center_loss: optional :class:`~ser.losses.CenterLoss` factory called with
+            ``num_classes`` and ``dim`` (the network's ``embedding_dim``).
+        combine: how segment probabilities form an utterance's (``max`` or ``mean``).
+        use_class_weights: use the data module's class weights in the NLL when it has them.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        net: NetFactory,
+        class_names: Sequence[str],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        mse_weight: float = 0.0,
+        center_loss: Callable[..., CenterLoss] | None = None,
+        combine: str = "max",
+        use_class_weights: bool = True,
+    ) -> None:
+        super().__init__()
+        if combine not in COMBINE:
+            raise ValueError(f"model.combine={combine!r}: choose one of {COMBINE}")
+        self.name = name
+        self.class_names = list(class_names)
+        self.net = net(num_classes=len(self.class_names))
+        self.net_spec = net_spec(net)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.mse_weight = mse_weight
+        self.center_loss = (
+            center_loss(num_classes=len(self.class_names), dim=self.net.embedding_dim)
+            if center_loss is not None
+            else None
+        )
+        self.combine = combine
+        self.use_class_weights = use_class_weights
+        self.save_hyperparameters(
+            {
+                "name": name,
+                "class_names": self.class_names,
+                "net": self.net_spec,
+                "mse_weight": mse_weight,
+                "center_loss": center_loss is not None,
+                "combine": combine,
+                "use_class_weights": use_class_weights,
+            }
+        )
+        self.train_acc = MulticlassAccuracy(num_classes=len(self.class_names), average="macro")
+        self.val_uar_best = MaxMetric()
+        self.register_buffer("class_weights", None, persistent=False)
+        self.val_metrics: UtteranceMetrics | None = None
+        self.test_metrics: UtteranceMetrics | None = None
+        self.data_meta: dict[str, Any] = {}
+        self.test_results: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, stage: str) -> None:
+        """Take the fold's class weights, split tables and inference metadata from the data."""
+        dm = self.trainer.datamodule
+        if list(dm.classes) != self.class_names:
+            raise ValueError(f"data classes {list(dm.classes)} != model classes {self.class_names}")
+        if self.use_class_weights and dm.class_weights is not None:
+            self.class_weights = dm.class_weights.to(self.device)
+        metrics = {}
+        for split in ("val", "test"):
+            dataset = dm.datasets[split]
+            metrics[split] = UtteranceMetrics(
+                seg_to_utt=torch.from_numpy(dataset.table.utterance),
+                labels=dataset.labels,
+                num_classes=len(self.class_names),
+                combine=self.combine,
+            ).to(self.device)
+        self.val_metrics, self.test_metrics = metrics["val"], metrics["test"]
+        self.data_meta = {
+            "features": dm.features.config(),
+            "normalizer": dm.normalizer.state_dict(),
+            "segment_frames": dm.segment_frames,
+            "eval_segments": repr(dm.eval_segments),
+            "corpus": dm.corpus.name,
+            "fold": dm.fold.as_dict(),
+        }
+        self.test_utterances = dm.utterances["test"]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Log-probabilities ``(B, C)`` of segments ``(B, 3, frames, n_mels)``."""
+        return self.net(x)
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch["x"], batch["y"]
+        if self.center_loss is not None:
+            embedding = self.net.embed(x)
+            log_probs = self.net.classify(embedding)
+        else:
+            log_probs = self.net(x)
+        log_probs = log_probs.float()
+        nll = F.nll_loss(log_probs, y, weight=self.class_weights)
+        loss = nll
+        if self.mse_weight:
+            one_hot = F.one_hot(y, len(self.class_names)).to(log_probs.dtype)
+            loss = loss + self.mse_weight * F.mse_loss(log_probs.exp(), one_hot)
+        if self.center_loss is not None:
+            loss = loss + self.center_loss(embedding, y)
+        self.train_acc(log_probs, y)
+        batch_size = len(y)
+        self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch_size)
+        self.log(
+            "train/nll", nll, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size
+        )
+        self.log(
+            "train/seg_uar", self.train_acc, on_step=False, on_epoch=True, batch_size=batch_size
+        )
+        return loss
+
+    def on_train_start(self) -> None:
+        # The sanity check's partial validation must not count as a best score.
+        self.val_uar_best.reset()
+
+    # ------------------------------------------------------------------ evaluation
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.val_metrics.update(batch["seg"], self(batch["x"]).float().exp())
+
+    def on_validation_epoch_end(self) -> None:
+        result = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self.val_uar_best(result["uar"])
+        self.log_dict(
+            {
+                "val/uar": result["uar"],
+                "val/wa": result["wa"],
+                "val/seg_uar": result["seg_uar"],
+                "val/uar_best": self.val_uar_best.compute(),
+            },
+            prog_bar=True,
+            sync_dist=True,  # already equal on every rank: this only silences Lightning
+        )
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.test_metrics.update(batch["seg"], self(batch["x"]).float().exp())
+
+    def on_test_epoch_end(self) -> None:
+        result = self.test_metrics.compute()
+        self.test_metrics.reset()
+        recall = dict(zip(self.class_names, result["recall"].tolist(), strict=True))
+        self.log_dict(
+            {"test/uar": result["uar"], "test/wa": result["wa"], "test/seg_uar": result["seg_uar"]}
+            | {f"test/recall_{c}": result["recall"][i] for i, c in enumerate(self.class_names)},
+            sync_dist=True,
+        )
+        predictions = []
+        utterances, preds = result["utterances"].reshape(-1), result["preds"].reshape(-1)
+        probabilities = result["probs"].reshape(len(preds), -1)
+        for index, pred, probs in zip(
+            utterances.tolist(), preds.tolist(), probabilities.tolist(), strict=True
+        ):
+            utterance = self.test_utterances[index]
+            predictions.append(
+                {
+                    "id": utterance.id,
+                    "speaker": utterance.speaker,
+                    "label": utterance.label,
+                    "pred": self.class_names[pred],
+                    "probs": dict(zip(self.class_names, probs, strict=True)),
+                }
+            )
+        self.test_results = {
+            "uar": result["uar"].item(),
+            "wa": result["wa"].item(),
+            "seg_uar": result["seg_uar"].item(),
+            "recall": recall,
+            "confusion": {"classes": self.class_names, "matrix": result["confusion"].tolist()},
+            "predictions": predictions,
+        }
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        groups = [{"params": list(self.net.parameters())}]
+        if self.center_loss is not None:
+            groups.append(
+                {
+                    "params": list(self.center_loss.parameters()),
+                    "lr": self.center_loss.lr,
+                    "weight_decay": 0.0,
+                }
+            )
+        optimizer = self.optimizer_factory(groups)
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": self.scheduler_factory(optimizer),
+                "monitor": "val/uar",
+                "interval": self.scheduler_interval,
+            },
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["ser"] = {
+            "format": 1,
+            "name": self.name,
+            "class_names": self.class_names,
+            "net": self.net_spec,
+            "combine": self.combine,
+            **self.data_meta,
+        }

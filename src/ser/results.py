@@ -1,0 +1,298 @@
+"""Sweep results: collect ``results.json`` files, aggregate over folds, write tables and figures.
+
+Per model, the per-fold test UAR (mean over seeds when a fold was run with several seeds)
+is reported as mean +- sample standard deviation over folds, with WA and per-class recall
+alongside. Missing folds are named, never silently averaged away. Each model is compared
+with the reference model (ADSRNN) on the folds both have: mean difference, Wilcoxon
+signed-rank and paired t-test p-values.
+
+Outputs (in the sweep folder): ``summary.md``, ``summary.csv``, ``uar_per_fold.csv``,
+``confusion.png`` (row-normalised, summed over folds) and ``uar_per_fold.png``.
+
+Example:
+    >>> summary = aggregate(collect("sweeps/train-emodb"))  # doctest: +SKIP
+    >>> write_summary(summary, "sweeps/train-emodb")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ser.io import write_bytes_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+MODEL_ORDER = ("adsrnn", "acrnn", "adrnn", "asrnn")
+CSV_COLUMNS = ("model", "n_folds", "missing_folds", "uar_mean", "uar_std", "wa_mean", "wa_std")
+
+
+@dataclass
+class ModelSummary:
+    """One model's results over folds."""
+
+    model: str
+    uar: dict[int, float]  # fold -> test UAR (mean over seeds)
+    wa: dict[int, float]
+    recall: dict[str, float]  # class -> mean recall over folds
+    confusion: np.ndarray  # counts summed over folds and seeds
+    missing_folds: list[int]
+    seeds: dict[int, int]  # fold -> number of seeds
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.uar)
+
+    def mean_std(self, values: dict[int, float]) -> tuple[float, float]:
+        """Mean and sample standard deviation over folds (std NaN for one fold)."""
+        array = np.array(list(values.values()), dtype=float)
+        std = float(array.std(ddof=1)) if len(array) > 1 else math.nan
+        return float(array.mean()), std
+
+
+@dataclass
+class Comparison:
+    """A model against the reference on the folds both have."""
+
+    model: str
+    reference: str
+    folds: list[int]
+    mean_difference: float  # model - reference, UAR
+    wilcoxon_p: float
+    ttest_p: float
+
+
+@dataclass
+class Summary:
+    """Everything :func:`write_summary` writes."""
+
+    classes: list[str]
+    folds: dict[int, list[str]]  # fold -> test speakers
+    n_folds_expected: int
+    models: dict[str, ModelSummary]
+    comparisons: list[Comparison] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Every ``results.json`` under ``sweep_dir`` (one per finished run)."""
+    runs = []
+    for path in sorted(Path(sweep_dir).glob("**/results.json")):
+        try:
+            runs.append(json.loads(path.read_text()) | {"path": str(path)})
+        except json.JSONDecodeError as err:
+            log.warning("ignoring unreadable %s: %s", path, err)
+    return runs
+
+
+def paired_comparison(
+    model: str, uar: dict[int, float], reference: str, reference_uar: dict[int, float]
+) -> Comparison:
+    """``model`` vs ``reference`` over their common folds (differences model - reference)."""
+    folds = sorted(set(uar) & set(reference_uar))
+    a = np.array([uar[f] for f in folds])
+    b = np.array([reference_uar[f] for f in folds])
+    difference = a - b
+    if len(folds) < 2 or not np.any(difference):
+        wilcoxon_p = ttest_p = math.nan
+    else:
+        wilcoxon_p = float(stats.wilcoxon(a, b).pvalue)
+        ttest_p = float(stats.ttest_rel(a, b).pvalue)
+    mean = float(difference.mean()) if len(folds) else math.nan
+    return Comparison(model, reference, folds, mean, wilcoxon_p, ttest_p)
+
+
+def aggregate(
+    runs: Sequence[dict[str, Any]],
+    *,
+    reference: str = "adsrnn",
+    expected_folds: Sequence[int] | None = None,
+) -> Summary:
+    """Aggregate finished runs per model over folds.
+
+    Args:
+        runs: parsed ``results.json`` dicts (:func:`collect`).
+        reference: the model the others are compared with (when present).
+        expected_folds: folds that should exist (default: every fold of the corpus,
+            ``range(n_folds)`` from the results).
+    """
+    if not runs:
+        raise ValueError("no results.json found: nothing to aggregate")
+    classes = runs[0]["confusion"]["classes"]
+    corpora = {r["corpus"] for r in runs}
+    if len(corpora) > 1 or any(r["confusion"]["classes"] != classes for r in runs):
+        raise ValueError(
+            f"runs mix corpora or class sets ({sorted(corpora)}): aggregate them apart"
+        )
+    n_folds = max(r.get("n_folds", r["fold"] + 1) for r in runs)
+    expected = list(expected_folds) if expected_folds is not None else list(range(n_folds))
+    by_model: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    folds: dict[int, list[str]] = {}
+    for run in runs:
+        by_model[run["model"]][run["fold"]].append(run)
+        folds[run["fold"]] = run["test_speakers"]
+    order = [m for m in MODEL_ORDER if m in by_model] + sorted(set(by_model) - set(MODEL_ORDER))
+    models = {}
+    for model in order:
+        per_fold = dict(sorted(by_model[model].items()))
+        confusion = sum(np.array(r["confusion"]["matrix"]) for rs in per_fold.values() for r in rs)
+        models[model] = ModelSummary(
+            model=model,
+            uar={f: float(np.mean([r["test_uar"] for r in rs])) for f, rs in per_fold.items()},
+            wa={f: float(np.mean([r["test_wa"] for r in rs])) for f, rs in per_fold.items()},
+            recall={
+                c: float(np.nanmean([r["recall"][c] for rs in per_fold.values() for r in rs]))
+                for c in classes
+            },
+            confusion=confusion,
+            missing_folds=[f for f in expected if f not in per_fold],
+            seeds={f: len(rs) for f, rs in per_fold.items()},
+        )
+    comparisons = []
+    if reference in models:
+        comparisons = [
+            paired_comparison(m, s.uar, reference, models[reference].uar)
+            for m, s in models.items()
+            if m != reference
+        ]
+    settings = {"corpus": corpora.pop(), "config_hashes": sorted({r["config_hash"] for r in runs})}
+    return Summary(
+        classes, dict(sorted(folds.items())), len(expected), models, comparisons, settings
+    )
+
+
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _p(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3g}"
+
+
+def summary_rows(summary: Summary) -> list[dict[str, Any]]:
+    """One CSV row per model (fractions in [0, 1])."""
+    rows = []
+    for model, s in summary.models.items():
+        uar_mean, uar_std = s.mean_std(s.uar)
+        wa_mean, wa_std = s.mean_std(s.wa)
+        rows.append(
+            {
+                "model": model,
+                "n_folds": s.n_folds,
+                "missing_folds": " ".join(map(str, s.missing_folds)),
+                "uar_mean": uar_mean,
+                "uar_std": uar_std,
+                "wa_mean": wa_mean,
+                "wa_std": wa_std,
+            }
+            | {f"recall_{c}": s.recall[c] for c in summary.classes}
+        )
+    return rows
+
+
+def summary_markdown(summary: Summary) -> str:
+    """The tables of ``summary.md``."""
+    lines = [
+        f"# Sweep summary ({summary.settings.get('corpus')}, "
+        f"{summary.n_folds_expected} folds expected)",
+        "",
+        "UAR and WA in %, mean +- sample std over folds (per fold: mean over seeds).",
+        "",
+        "| model | folds | UAR | WA | " + " | ".join(f"recall {c}" for c in summary.classes) + " |",
+        "|---|---|---|---|" + "---|" * len(summary.classes),
+    ]
+    for row, s in zip(summary_rows(summary), summary.models.values(), strict=True):
+        folds = f"{s.n_folds}/{summary.n_folds_expected}"
+        if s.missing_folds:
+            folds += f" (missing {','.join(map(str, s.missing_folds))})"
+        recalls = " | ".join(_pct(row[f"recall_{c}"]) for c in summary.classes)
+        lines.append(
+            f"| {row['model']} | {folds} | {_pct(row['uar_mean'])} +- {_pct(row['uar_std'])} | "
+            f"{_pct(row['wa_mean'])} +- {_pct(row['wa_std'])} | {recalls} |"
+        )
+    models = list(summary.models)
+    lines += ["", "## Test UAR per fold (%)", ""]
+    lines += ["| fold | test speaker | " + " | ".join(models) + " |"]
+    lines += ["|---|---|" + "---|" * len(models)]
+    for fold, speakers in summary.folds.items():
+        cells = [
+            _pct(summary.models[m].uar[fold]) if fold in summary.models[m].uar else "-"
+            for m in models
+        ]
+        lines.append(f"| {fold} | {','.join(speakers)} | " + " | ".join(cells) + " |")
+    if summary.comparisons:
+        reference = summary.comparisons[0].reference
+        lines += ["", f"## Paired comparison with {reference} (test UAR, common folds)", ""]
+        lines += ["| model | folds | mean difference (pp) | Wilcoxon p | paired t p |"]
+        lines += ["|---|---|---|---|---|"]
+        for c in summary.comparisons:
+            lines.append(
+                f"| {c.model} - {c.reference} | {len(c.folds)} | {_pct(c.mean_difference)} | "
+                f"{_p(c.wilcoxon_p)} | {_p(c.ttest_p)} |"
+            )
+    lines += ["", f"config hashes: {', '.join(summary.settings.get('config_hashes', []))}", ""]
+    return "\n".join(lines)
+
+
+def write_summary(summary: Summary, sweep_dir: str | Path) -> list[Path]:
+    """Write the tables and figures into ``sweep_dir``; returns the written paths."""
+    from ser.plots import confusion_figure, save_figure, uar_per_fold_figure
+
+    sweep_dir = Path(sweep_dir)
+    rows = summary_rows(summary)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    per_fold = io.StringIO()
+    fold_writer = csv.writer(per_fold)
+    fold_writer.writerow(["fold", "test_speakers", *summary.models])
+    for fold, speakers in summary.folds.items():
+        fold_writer.writerow(
+            [fold, " ".join(speakers)] + [s.uar.get(fold, "") for s in summary.models.values()]
+        )
+    paths = {
+        "summary.md": summary_markdown(summary),
+        "summary.csv": buffer.getvalue(),
+        "uar_per_fold.csv": per_fold.getvalue(),
+    }
+    for name, text in paths.items():
+        write_text_atomic(sweep_dir / name, text)
+    confusions = {m: s.confusion for m, s in summary.models.items()}
+    write_bytes_atomic(
+        sweep_dir / "confusion.png", save_figure(confusion_figure(confusions, summary.classes))
+    )
+    uar = {m: s.uar for m, s in summary.models.items()}
+    write_bytes_atomic(sweep_dir / "uar_per_fold.png", save_figure(uar_per_fold_figure(uar)))
+    return [sweep_dir / name for name in [*paths, "confusion.png", "uar_per_fold.png"]]
+
+
+def aggregate_cli(argv: Sequence[str]) -> int:
+    """``python sweep.py aggregate DIR``: write and print the summary of a sweep folder."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="sweep.py aggregate", description=aggregate_cli.__doc__)
+    parser.add_argument("sweep_dir", type=Path, help="folder holding the runs' results.json")
+    parser.add_argument("--reference", default="adsrnn", help="model the others are compared with")
+    args = parser.parse_args(argv)
+    runs = collect(args.sweep_dir)
+    if not runs:
+        print(f"error: no results.json under {args.sweep_dir}", file=sys.stderr)
+        return 2
+    summary = aggregate(runs, reference=args.reference)
+    paths = write_summary(summary, args.sweep_dir)
+    print(summary_markdown(summary))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0

@@ -1,0 +1,112 @@
+"""Sweep support: Hydra callbacks that report progress and aggregate a finished multirun.
+
+Configured in ``conf/hydra/default.yaml`` so that ``python sweep.py`` and
+``python train.py -m ...`` produce the same artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from ser.results import aggregate, collect, summary_markdown, write_summary
+
+log = logging.getLogger(__name__)
+
+
+def sweep_size(overrides: list[str], params: dict[str, str] | None = None) -> int:
+    """Number of jobs of a basic-sweeper multirun given its overrides and sweeper params."""
+    merged = {}
+    parser = OverridesParser.create()
+    for override in parser.parse_overrides([f"{k}={v}" for k, v in (params or {}).items()]):
+        merged[override.get_key_element()] = override
+    for override in parser.parse_overrides(overrides):
+        merged[override.get_key_element()] = override
+    sizes = [len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in merged.values()]
+    return math.prod(sizes)
+
+
+class SweepProgress(Callback):
+    """Logs 'run i of n' and an estimate of the time left before each job (same process)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.started = 0.0
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        params = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=True)
+        self.total = sweep_size(list(config.hydra.overrides.task), params)
+        self.started = time.monotonic()
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.total:
+            return
+        elapsed = time.monotonic() - self.started
+        eta = (
+            f", about {_duration(elapsed / self.done * (self.total - self.done))} left"
+            if self.done
+            else ""
+        )
+        log.info(
+            "sweep: run %d of %d (%s)%s",
+            self.done + 1, self.total, " ".join(config.hydra.overrides.task), eta,
+        )  # fmt: skip
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        self.done += 1
+
+
+class AggregateSweep(Callback):
+    """After a multirun: summary tables and figures in the sweep folder (and on W&B)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        runs = collect(sweep_dir)
+        if not runs:
+            log.warning("sweep %s: no finished runs to aggregate", sweep_dir)
+            return
+        summary = aggregate(runs)
+        paths = write_summary(summary, sweep_dir)
+        print(summary_markdown(summary))
+        log.info("sweep summary: %s", ", ".join(str(p) for p in paths))
+        wandb_cfg = (config.get("logger") or {}).get("wandb")
+        if wandb_cfg:
+            log_summary_to_wandb(summary, paths, wandb_cfg, group=config.task_name)
+
+
+def log_summary_to_wandb(
+    summary: Any, paths: list[Path], wandb_cfg: DictConfig, *, group: str
+) -> None:
+    """One W&B run (job type 'summary') in the sweep's group with the table and figures."""
+    import wandb
+
+    from ser.results import summary_rows
+
+    rows = summary_rows(summary)
+    run = wandb.init(
+        project=wandb_cfg.get("project"),
+        entity=wandb_cfg.get("entity"),
+        group=group,
+        job_type="summary",
+        name=f"{group}-summary",
+        dir=str(paths[0].parent),
+        mode="offline" if wandb_cfg.get("offline") else "online",
+    )
+    table = wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows])
+    images = {p.stem: wandb.Image(str(p)) for p in paths if p.suffix == ".png"}
+    run.log({"summary": table} | images)
+    run.finish()
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"

@@ -1,0 +1,210 @@
+"""The training task behind ``train.py``: fit one model on one fold, test it, record it.
+
+``train(cfg)`` composes nothing itself: it instantiates what the Hydra config describes
+(data module, model, callbacks, loggers, trainer), fits, tests the checkpoint with the best
+``val/uar`` and writes ``results.json`` (atomically) into the run folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+import ser
+from ser.config import ConfigError, exit_on_user_error
+from ser.io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """SHA-256 (16 hex digits) of the resolved config without ``cfg.hash_exclude`` keys.
+
+    Two runs with the same hash train the same model on the same data the same way.
+    """
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in cfg.get("hash_exclude", []):
+        container.pop(key, None)
+    return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that produced a result."""
+    import torchaudio
+    import torchmetrics
+
+    return {
+        "ser": ser.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchaudio": torchaudio.__version__,
+        "lightning": L.__version__,
+        "torchmetrics": torchmetrics.__version__,
+        "cuda": torch.version.cuda or "none",
+    }
+
+
+def environment(trainer: L.Trainer) -> dict[str, Any]:
+    """Where a run ran: device, processes, visible GPUs and CPU threads."""
+    return {
+        "accelerator": type(trainer.accelerator).__name__,
+        "devices": trainer.num_devices,
+        "world_size": trainer.world_size,
+        "precision": str(trainer.precision),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "torch_threads": torch.get_num_threads(),
+        "host": platform.node(),
+    }
+
+
+def instantiate_dict(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
+    """Instantiate every non-null entry of a ``{name: {_target_: ...}}`` config node."""
+    return [hydra.utils.instantiate(node, **kwargs) for node in (cfg or {}).values() if node]
+
+
+def print_config(cfg: DictConfig) -> None:
+    """Print the resolved config as a tree (rich)."""
+    from rich import print as rprint
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    for key, node in cfg.items():
+        text = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else str(node)
+        tree.add(f"[bold]{key}[/bold]").add(Syntax(text, "yaml", theme="ansi_dark"))
+    rprint(tree)
+
+
+def finished_results(cfg: DictConfig) -> dict[str, Any] | None:
+    """The run folder's results.json when it was written by a run of the same config."""
+    path = Path(cfg.paths.output_dir) / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return results if results.get("config_hash") == config_hash(cfg) else None
+
+
+def command_line() -> str:
+    """``python <script> <overrides>`` of the current Hydra job (for the record)."""
+    if not HydraConfig.initialized():
+        return ""
+    hydra_cfg = HydraConfig.get()
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "train.py"
+    return " ".join(["python", script, *hydra_cfg.overrides.task])
+
+
+@exit_on_user_error
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test and record one run; returns the results dict (also in results.json).
+
+    With ``cfg.skip_done`` a run whose folder already holds the results of the same config
+    (same :func:`config_hash`) is not run again: its stored results are returned. A folder
+    left by an interrupted run (checkpoints but no results) is cleared and run anew.
+    """
+    started = time.perf_counter()
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"missing required option {missing[0]}: set it on the command line ({missing[0]}=...)"
+        )
+    if cfg.get("skip_done") and not cfg.get("ckpt_path"):
+        done = finished_results(cfg)
+        if done is not None:
+            log.info("skipping %s: results.json with the same config exists", cfg.paths.output_dir)
+            return done
+        shutil.rmtree(Path(cfg.paths.output_dir) / "checkpoints", ignore_errors=True)
+    if cfg.get("print_config", True):
+        print_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.datamodule)
+    fold = datamodule.fold  # fails early, listing valid folds, when cfg.fold is out of range
+    model = hydra.utils.instantiate(cfg.model, class_names=list(datamodule.classes))
+    callbacks = instantiate_dict(cfg.callbacks)
+    loggers = instantiate_dict(cfg.logger)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
+    checkpoint = trainer.checkpoint_callback
+    results: dict[str, Any] = {}
+    if cfg.get("test") and isinstance(checkpoint, ModelCheckpoint):
+        best_path = checkpoint.best_model_path
+        if not best_path:
+            raise RuntimeError("no checkpoint with a val/uar score was saved; cannot test")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
+        best_epoch = torch.load(best_path, map_location="cpu", weights_only=False)["epoch"]
+        results = {
+            "model": model.name,
+            "fold": fold.index,
+            "test_speakers": list(fold.test),
+            "val_speakers": list(fold.val),
+            "train_speakers": list(fold.train),
+            "corpus": datamodule.corpus.name,
+            "n_folds": len(datamodule.corpus.folds()),
+            "classes": list(datamodule.classes),
+            "seed": cfg.seed,
+            "best_epoch": best_epoch,
+            "best_checkpoint": best_path,
+            "val_uar_best": float(checkpoint.best_model_score),
+            "test_uar": model.test_results["uar"],
+            "test_wa": model.test_results["wa"],
+            "test_seg_uar": model.test_results["seg_uar"],
+            "recall": model.test_results["recall"],
+            "confusion": model.test_results["confusion"],
+            "predictions": model.test_results["predictions"],
+            "epochs_trained": trainer.current_epoch,
+            "steps_trained": trainer.global_step,
+            "wall_time_s": time.perf_counter() - started,
+            "versions": versions(),
+            "environment": environment(trainer),
+            "config_hash": config_hash(cfg),
+            "command": command_line(),
+        }
+        if trainer.is_global_zero:
+            output_dir = Path(cfg.paths.output_dir)
+            write_text_atomic(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+            write_text_atomic(output_dir / "results.json", json.dumps(results, indent=2))
+            print_summary(results)
+    _finish_loggers()
+    return results
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    """A few lines: which speaker, which epoch, validation and test scores."""
+    print(
+        f"\n{results['model']} fold {results['fold']} ({results['corpus']}): "
+        f"test speaker {','.join(results['test_speakers'])}, "
+        f"val speaker {','.join(results['val_speakers'])}\n"
+        f"  best epoch {results['best_epoch']}: val UAR {results['val_uar_best']:.4f}\n"
+        f"  test UAR {results['test_uar']:.4f}  WA {results['test_wa']:.4f}  "
+        f"({len(results['predictions'])} utterances)\n"
+    )
+
+
+def _finish_loggers() -> None:
+    """Close the W&B run so that each run of a multirun is its own W&B run."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()

@@ -1,0 +1,85 @@
+"""The Hydra config tree: every model x data x hardware(cpu) composes and instantiates."""
+
+import hydra
+import lightning as L
+import pytest
+
+import ser.models
+from ser.config import ConfigError, check_choices
+from ser.data.corpora import IEMOCAP, EmoDB, Manifest
+from ser.module import SERModule
+from ser.task import instantiate_dict
+
+MODELS = {"adsrnn": ser.models.ADSRNN, "acrnn": ser.models.ACRNN, "adrnn": ser.models.ADRNN,
+          "asrnn": ser.models.ASRNN}  # fmt: skip
+
+
+@pytest.fixture
+def data_overrides(iemocap_tree, emodb_manifest):
+    return {
+        "emodb": (["data=emodb"], EmoDB),
+        "iemocap": (["data=iemocap", f"data.root={iemocap_tree.root}"], IEMOCAP),
+        "manifest": (["data=manifest", f"data.manifest={emodb_manifest}"], Manifest),
+    }
+
+
+@pytest.mark.parametrize("data", ["emodb", "iemocap", "manifest"])
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_model_and_corpus_composes_and_instantiates(
+    compose_config, data_overrides, model, data
+):
+    overrides, corpus_type = data_overrides[data]
+    cfg = compose_config([f"model={model}", "hardware=cpu", "logger=csv", "debug=fast", *overrides])
+    datamodule = hydra.utils.instantiate(cfg.datamodule)
+    assert isinstance(datamodule.corpus, corpus_type)
+    assert datamodule.fold.index == cfg.fold == 0
+    module = hydra.utils.instantiate(cfg.model, class_names=list(datamodule.classes))
+    assert isinstance(module, SERModule)
+    assert isinstance(module.net, MODELS[model])
+    assert module.name == model
+    assert module.net_spec["target"] == f"{MODELS[model].__module__}.{MODELS[model].__qualname__}"
+    callbacks = instantiate_dict(cfg.callbacks)
+    loggers = instantiate_dict(cfg.logger)
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    assert isinstance(trainer, L.Trainer)
+    assert type(trainer.accelerator).__name__ == "CPUAccelerator"
+    assert trainer.checkpoint_callback.monitor == "val/uar"
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_debug_preset_shrinks_each_model(compose_config, model):
+    def params(overrides):
+        cfg = compose_config([f"model={model}", *overrides])
+        net = hydra.utils.instantiate(cfg.model, class_names=["a", "b", "c", "d"]).net
+        return sum(p.numel() for p in net.parameters())
+
+    assert params(["debug=fast"]) * 20 < params([])
+
+
+def test_seed_protocol_preset(compose_config, iemocap_tree):
+    cfg = compose_config(["experiment=seed_iemocap", f"data.root={iemocap_tree.root}"])
+    assert cfg.data._target_.endswith("IEMOCAP")
+    assert cfg.datamodule.balance._target_.endswith("FixedPerClass")
+    assert cfg.datamodule.balance.n == 300
+    assert cfg.model.optimizer.lr == 1e-5
+    assert list(cfg.model.optimizer.betas) == [0.5, 0.999]
+    assert cfg.trainer.val_check_interval == 5
+    assert cfg.task_name == "seed_iemocap"
+    acrnn = compose_config(
+        ["experiment=seed_iemocap", "model=acrnn", f"data.root={iemocap_tree.root}"]
+    )
+    assert acrnn.datamodule.batch_size == 40
+    assert cfg.datamodule.batch_size == 30
+
+
+def test_adrnn_uses_center_loss_by_default(compose_config):
+    assert compose_config(["model=adrnn"]).model.center_loss is not None
+    assert compose_config(["model=adsrnn"]).model.center_loss is None
+
+
+def test_unknown_group_option_is_one_clear_error():
+    with pytest.raises(ConfigError, match="unknown model 'lstm': valid options are acrnn, adrnn"):
+        check_choices(["model=adsrnn,lstm"])
+    with pytest.raises(ConfigError, match=r"unknown data 'librispeech'.*emodb.*iemocap.*manifest"):
+        check_choices(["data=librispeech"])
+    check_choices(["model=adsrnn,acrnn", "fold=range(10)", "debug=null", "+seeds=3"])

@@ -1,0 +1,190 @@
+"""train.py end to end on the shared Emo-DB copy (debug preset), resume, DDP, W&B, errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ser.data.corpora import EmoDB
+from ser.task import train
+
+REPO = Path(__file__).resolve().parents[1]
+RESULT_KEYS = {
+    "model", "fold", "test_speakers", "val_speakers", "corpus", "seed", "best_epoch",
+    "val_uar_best", "test_uar", "test_wa", "recall", "confusion", "predictions",
+    "wall_time_s", "versions", "config_hash",
+}  # fmt: skip
+
+
+def expected_test_utterances(emodb_root: Path, speaker: str) -> dict[str, str]:
+    corpus = EmoDB(root=emodb_root, download=False)
+    return {u.id: u.label for u in corpus.utterances if u.speaker == speaker}
+
+
+@pytest.mark.parametrize("model", ["adsrnn", "acrnn", "adrnn", "asrnn"])
+def test_debug_run_writes_complete_results(compose_config, emodb_root, tmp_path, model):
+    run_dir = tmp_path / model
+    cfg = compose_config([f"model={model}", "debug=fast", "fold=2"], run_dir=run_dir)
+    returned = train(cfg)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results == json.loads(json.dumps(returned))
+    assert set(results) >= RESULT_KEYS
+    assert (results["model"], results["fold"], results["corpus"]) == (model, 2, "emodb")
+    assert results["test_speakers"] == ["09"] and results["val_speakers"] == ["10"]
+    expected = expected_test_utterances(emodb_root, "09")
+    predictions = {p["id"]: p for p in results["predictions"]}
+    assert len(predictions) == len(results["predictions"]) == len(expected)
+    assert {i: p["label"] for i, p in predictions.items()} == expected
+    classes = results["confusion"]["classes"]
+    assert classes == ["ang", "sad", "hap", "neu"]
+    matrix = results["confusion"]["matrix"]
+    assert sum(map(sum, matrix)) == len(expected)
+    for i, c in enumerate(classes):  # confusion rows true, columns predicted
+        assert sum(matrix[i]) == sum(p["label"] == c for p in predictions.values())
+        assert sum(row[i] for row in matrix) == sum(p["pred"] == c for p in predictions.values())
+    correct = sum(p["pred"] == p["label"] for p in predictions.values())
+    assert results["test_wa"] == pytest.approx(correct / len(expected))
+    assert 0.0 <= results["test_uar"] <= 1.0 and 0.0 <= results["val_uar_best"] <= 1.0
+    for p in predictions.values():
+        assert sum(p["probs"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert p["pred"] == max(p["probs"], key=p["probs"].get)
+    assert (run_dir / "config.yaml").is_file()
+    checkpoint = torch.load(results["best_checkpoint"], map_location="cpu", weights_only=False)
+    assert checkpoint["epoch"] == results["best_epoch"]
+    meta = checkpoint["ser"]
+    assert meta["class_names"] == classes and meta["fold"]["test"] == ["09"]
+    assert set(meta["normalizer"]) == {"mean", "std"} and meta["normalizer"]["std"].shape == (3, 40)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_config, tmp_path):
+    first = train(compose_config(["model=asrnn", "debug=fast"], run_dir=tmp_path / "first"))
+    assert first["epochs_trained"] == 2
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    resumed = train(
+        compose_config(
+            ["model=asrnn", "debug=fast", f"ckpt_path={last}", "trainer.max_epochs=3"],
+            run_dir=tmp_path / "second",
+        )
+    )
+    assert resumed["epochs_trained"] == 3
+    assert resumed["steps_trained"] == first["steps_trained"] + first["steps_trained"] // 2
+
+
+def test_rerun_of_a_finished_run_is_skipped(compose_config, tmp_path):
+    cfg = compose_config(["model=asrnn", "debug=fast"], run_dir=tmp_path / "run")
+    first = train(cfg)
+    stamp = (tmp_path / "run" / "results.json").stat().st_mtime_ns
+    assert train(cfg) == json.loads(json.dumps(first))
+    assert (tmp_path / "run" / "results.json").stat().st_mtime_ns == stamp
+
+
+def run_cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args, f"paths.root_dir={tmp_path}"],
+        cwd=tmp_path,
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_ddp_sim_tests_the_same_utterances_as_one_process(tmp_path, emodb_root, emodb_cache_dir):
+    common = ["model=asrnn", "debug=fast", "fold=1", f"paths.cache_dir={emodb_cache_dir}"]
+    env = {"SER_EMODB_ROOT": str(emodb_root)}
+    ddp = run_cli([*common, "hardware=ddp_sim", f"hydra.run.dir={tmp_path}/ddp"], tmp_path, **env)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    results = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert results["environment"]["world_size"] == 2
+    ids = [p["id"] for p in results["predictions"]]
+    assert sorted(ids) == sorted(expected_test_utterances(emodb_root, "08"))
+    assert len(ids) == len(set(ids))
+
+
+def test_wandb_offline_run_is_named_and_grouped(compose_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    run_dir = tmp_path / "wandb-run"
+    cfg = compose_config(
+        ["model=asrnn", "debug=fast", "logger=wandb", "fold=4", "task_name=wbtest"], run_dir=run_dir
+    )
+    assert cfg.logger.wandb.offline is True
+    train(cfg)
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    records = read_wandb_run(next(runs[0].glob("*.wandb")))
+    assert records["display_name"] == "asrnn-fold4"
+    assert records["run_group"] == "wbtest"
+    assert records["job_type"] == "asrnn"
+    assert {"emodb", "test-11", "fold-4"} <= set(records["tags"])
+
+
+def read_wandb_run(path: Path) -> dict:
+    """The run record (name, group, job type, tags) of an offline ``.wandb`` file."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    block, header = 32768, 7
+    payload, position, chunks = b"", 7, []  # the file starts with a 7-byte 'W&B' header
+    while position + header <= len(data):
+        offset = position % block
+        if block - offset < header:
+            position += block - offset
+            continue
+        length = int.from_bytes(data[position + 4 : position + 6], "little")
+        kind = data[position + 6]
+        payload += data[position + header : position + header + length]
+        position += header + length
+        if kind in (1, 4):  # FULL or LAST: one record complete
+            chunks.append(payload)
+            payload = b""
+    found: dict = {"tags": []}
+    for chunk in chunks:
+        record = wandb_internal_pb2.Record()
+        try:
+            record.ParseFromString(chunk)
+        except Exception:
+            continue
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            found |= {"display_name": run.display_name, "run_group": run.run_group,
+                      "job_type": run.job_type}  # fmt: skip
+            found["tags"] += list(run.tags)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model=lstm"], "unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, asrnn"),
+        (["data=timit"], "unknown data 'timit': valid options are emodb"),
+        (["fold=10"], "fold=10 is out of range for emodb: valid folds are 0..9 (0: test 03"),
+        (["data=iemocap"], "missing required option data.root"),
+        (["data=iemocap", "data.root=/nonexistent"], "/nonexistent is not an IEMOCAP_full_release"),
+        (["hardware=gpu"], "needs a GPU but none is visible"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(tmp_path, emodb_root, args, message):
+    result = run_cli(["debug=fast", *args], tmp_path, SER_EMODB_ROOT=str(emodb_root))
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
+    assert not list(tmp_path.rglob("results.json"))
+
+
+def test_manifest_errors(tmp_path, emodb_manifest):
+    broken = tmp_path / "broken.csv"
+    broken.write_text("file,emotion,speaker\na.wav,ang,s1\n")
+    result = run_cli(["data=manifest", f"data.manifest={broken}"], tmp_path)
+    assert result.returncode == 2
+    assert f"{broken} lacks column(s) ['path', 'label']" in result.stderr
+    missing = emodb_manifest.parent / "missing.csv"
+    missing.write_text(emodb_manifest.read_text() + "audio/nowhere.wav,ang,03,\n")
+    result = run_cli(["data=manifest", f"data.manifest={missing}"], tmp_path)
+    assert result.returncode == 2
+    assert "1 audio file(s) do not exist" in result.stderr and "nowhere.wav" in result.stderr
