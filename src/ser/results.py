@@ -270,7 +270,10 @@ def write_summary(summary: Summary, sweep_dir: str | Path) -> list[Path]:
     }
     for name, text in paths.items():
         write_text_atomic(sweep_dir / name, text)
-    confusions = {m: s.confusion for m, s in summary.models.items()}
+    confusions = {}
+    for model, s in summary.models.items():
+        mean, std = s.mean_std(s.uar)
+        confusions[f"{model}: UAR {_pct(mean)} +- {_pct(std)} ({s.n_folds} folds)"] = s.confusion
     write_bytes_atomic(
         sweep_dir / "confusion.png", save_figure(confusion_figure(confusions, summary.classes))
     )

@@ -1,0 +1,113 @@
+"""Sweep aggregation (ser.results): fold statistics, missing folds, paired tests, outputs."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ser.results import aggregate, collect, paired_comparison, write_summary
+
+CLASSES = ["ang", "sad", "hap", "neu"]
+
+
+def fake_run(model: str, fold: int, uar: float, *, seed: int = 0, wa: float | None = None) -> dict:
+    confusion = np.diag([3, 2, 1, 4]) + fold  # any counts, distinct per fold
+    return {
+        "model": model,
+        "fold": fold,
+        "seed": seed,
+        "corpus": "emodb",
+        "n_folds": 10,
+        "test_speakers": [f"s{fold}"],
+        "test_uar": uar,
+        "test_wa": uar + 0.05 if wa is None else wa,
+        "recall": {c: uar for c in CLASSES},
+        "confusion": {"classes": CLASSES, "matrix": confusion.tolist()},
+        "config_hash": f"h-{model}",
+    }
+
+
+ADSRNN = [0.62, 0.55, 0.71, 0.48, 0.66, 0.59, 0.64, 0.52, 0.70, 0.61]
+ACRNN = [0.50, 0.57, 0.60, 0.41, 0.55, 0.49, 0.63, 0.47, 0.58, 0.52]
+
+
+def test_mean_and_sample_std_over_folds():
+    runs = [fake_run("adsrnn", f, u) for f, u in enumerate(ADSRNN)]
+    summary = aggregate(runs)
+    model = summary.models["adsrnn"]
+    mean, std = model.mean_std(model.uar)
+    assert mean == pytest.approx(np.mean(ADSRNN))
+    assert std == pytest.approx(np.std(ADSRNN, ddof=1))
+    assert model.missing_folds == [] and model.n_folds == 10
+    assert model.confusion.tolist() == (sum(np.diag([3, 2, 1, 4]) + f for f in range(10))).tolist()
+
+
+def test_seeds_are_averaged_within_a_fold_before_the_fold_statistics():
+    runs = [fake_run("adsrnn", 0, 0.4, seed=1), fake_run("adsrnn", 0, 0.6, seed=2)]
+    runs += [fake_run("adsrnn", 1, 0.7)]
+    model = aggregate(runs).models["adsrnn"]
+    assert model.uar == {0: pytest.approx(0.5), 1: 0.7}
+    assert model.seeds == {0: 2, 1: 1}
+
+
+def test_missing_folds_are_named_not_averaged_away(tmp_path):
+    runs = [fake_run("adsrnn", f, ADSRNN[f]) for f in range(10) if f not in (3, 7)]
+    runs += [fake_run("acrnn", f, ACRNN[f]) for f in range(10)]
+    summary = aggregate(runs)
+    assert summary.models["adsrnn"].missing_folds == [3, 7]
+    assert summary.models["acrnn"].missing_folds == []
+    write_summary(summary, tmp_path)
+    rows = {r["model"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
+    assert rows["adsrnn"]["n_folds"] == "8" and rows["adsrnn"]["missing_folds"] == "3 7"
+    expected = np.mean([u for f, u in enumerate(ADSRNN) if f not in (3, 7)])
+    assert float(rows["adsrnn"]["uar_mean"]) == pytest.approx(expected)
+    assert "8/10 (missing 3,7)" in (tmp_path / "summary.md").read_text()
+
+
+def test_paired_test_matches_scipy_on_common_folds():
+    model = {f: u for f, u in enumerate(ACRNN) if f != 5}
+    reference = dict(enumerate(ADSRNN))
+    comparison = paired_comparison("acrnn", model, "adsrnn", reference)
+    folds = [f for f in range(10) if f != 5]
+    a, b = np.array([ACRNN[f] for f in folds]), np.array([ADSRNN[f] for f in folds])
+    assert comparison.folds == folds
+    assert comparison.mean_difference == pytest.approx(np.mean(a - b))
+    assert comparison.mean_difference < 0
+    assert comparison.wilcoxon_p == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert comparison.ttest_p == pytest.approx(stats.ttest_rel(a, b).pvalue)
+
+
+def test_paired_test_is_undefined_for_identical_results():
+    comparison = paired_comparison("a", {0: 0.5, 1: 0.6}, "b", {0: 0.5, 1: 0.6})
+    assert comparison.mean_difference == 0
+    assert math.isnan(comparison.wilcoxon_p) and math.isnan(comparison.ttest_p)
+
+
+def test_mixed_corpora_are_refused():
+    other = fake_run("acrnn", 0, 0.5) | {"corpus": "iemocap"}
+    with pytest.raises(ValueError, match="mix corpora"):
+        aggregate([fake_run("adsrnn", 0, 0.5), other])
+
+
+def test_written_outputs_and_collect(tmp_path):
+    for f in range(3):
+        for model, values in (("adsrnn", ADSRNN), ("acrnn", ACRNN)):
+            run_dir = tmp_path / f"{model}-fold{f}"
+            run_dir.mkdir()
+            (run_dir / "results.json").write_text(json.dumps(fake_run(model, f, values[f])))
+    runs = collect(tmp_path)
+    assert len(runs) == 6
+    summary = aggregate(runs)
+    assert list(summary.models) == ["adsrnn", "acrnn"]  # the reference model first
+    paths = write_summary(summary, tmp_path)
+    assert {p.name for p in paths} == {
+        "summary.md", "summary.csv", "uar_per_fold.csv", "confusion.png", "uar_per_fold.png",
+    }  # fmt: skip
+    for png in ("confusion.png", "uar_per_fold.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    per_fold = list(csv.DictReader((tmp_path / "uar_per_fold.csv").open()))
+    assert [float(r["acrnn"]) for r in per_fold] == ACRNN[:3]
+    assert not list(tmp_path.glob(".*.tmp"))

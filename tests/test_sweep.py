@@ -1,0 +1,127 @@
+"""sweep.py end to end on the shared Emo-DB copy: summary, resumption, kill, launchers."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def sweep(tmp_path, emodb_root, emodb_cache_dir):
+    """Run ``sweep.py`` (debug preset) in ``tmp_path``; returns (process, sweep folder)."""
+    sweep_dir = tmp_path / "sweeps" / "debug-emodb"
+    env = os.environ | {"SER_EMODB_ROOT": str(emodb_root), "SER_CACHE_DIR": str(emodb_cache_dir)}
+
+    def _run(*args: str, wait: bool = True):
+        command = [
+            sys.executable,
+            str(REPO / "sweep.py"),
+            "debug=fast",
+            "print_config=false",
+            *args,
+        ]
+        if not wait:
+            return subprocess.Popen(
+                command, cwd=tmp_path, env=env, start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ), sweep_dir  # fmt: skip
+        result = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result, sweep_dir
+
+    return _run
+
+
+def results_of(sweep_dir: Path) -> dict[tuple[str, int], dict]:
+    runs = {}
+    for path in sweep_dir.glob("*/results.json"):
+        results = json.loads(path.read_text())
+        runs[results["model"], results["fold"]] = results
+    return runs
+
+
+def check_summary(sweep_dir: Path, models: list[str], folds: list[int]) -> None:
+    runs = results_of(sweep_dir)
+    assert set(runs) == {(m, f) for m in models for f in folds}
+    rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+    assert [r["model"] for r in rows] == models
+    for row in rows:
+        assert int(row["n_folds"]) == len(folds)
+        uars = [runs[row["model"], f]["test_uar"] for f in folds]
+        assert float(row["uar_mean"]) == pytest.approx(sum(uars) / len(uars))
+    per_fold = list(csv.DictReader((sweep_dir / "uar_per_fold.csv").open()))
+    assert [int(r["fold"]) for r in per_fold] == folds
+    for row in per_fold:
+        for model in models:
+            assert float(row[model]) == pytest.approx(runs[model, int(row["fold"])]["test_uar"])
+    for figure in ("confusion.png", "uar_per_fold.png"):
+        assert (sweep_dir / figure).stat().st_size > 1000
+
+
+def test_sweep_summary_and_resumption(sweep):
+    result, sweep_dir = sweep("model=adsrnn,asrnn", "fold=0,1")
+    check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
+    assert "sweep: run 4 of 4" in result.stdout + result.stderr
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [
+        "adsrnn-fold0", "adsrnn-fold1", "asrnn-fold0", "asrnn-fold1",
+    ]  # fmt: skip
+    stamps = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/results.json")}
+    (sweep_dir / "asrnn-fold0" / "results.json").unlink()
+    result, _ = sweep("model=adsrnn,asrnn", "fold=0,1")
+    log = result.stdout + result.stderr
+    assert log.count("results.json with the same config exists") == 3
+    for path, stamp in stamps.items():
+        changed = path.stat().st_mtime_ns != stamp
+        assert changed == (path.parent.name == "asrnn-fold0")
+    check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
+
+
+def test_killed_sweep_completes_on_rerun(sweep):
+    process, sweep_dir = sweep("model=adsrnn,asrnn", "fold=0,1", wait=False)
+    deadline = time.monotonic() + 300
+    while not (sweep_dir / "adsrnn-fold1").is_dir():  # run 2 of 4 has started
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (sweep_dir / "summary.csv").exists()
+    assert len(results_of(sweep_dir)) < 4
+    sweep("model=adsrnn,asrnn", "fold=0,1")
+    check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
+
+
+def test_train_multirun_gives_the_same_artifacts(tmp_path, emodb_root, emodb_cache_dir):
+    env = os.environ | {"SER_EMODB_ROOT": str(emodb_root), "SER_CACHE_DIR": str(emodb_cache_dir)}
+    sweep_dir = tmp_path / "multi"
+    command = [sys.executable, str(REPO / "train.py"), "-m", "debug=fast", "model=asrnn",
+               "fold=range(2)", f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    check_summary(sweep_dir, ["asrnn"], [0, 1])
+
+
+def test_submitit_local_launcher_runs_a_one_by_two_sweep(sweep):
+    _, sweep_dir = sweep("model=asrnn", "fold=0,1", "hydra/launcher=submitit_local")
+    check_summary(sweep_dir, ["asrnn"], [0, 1])
+    assert list((sweep_dir / ".submitit").iterdir())
+
+
+def test_parallel_launcher_shares_the_cores(sweep):
+    _, sweep_dir = sweep(
+        "model=asrnn", "fold=0,1", "hydra/launcher=ser_local", "hydra.launcher.n_jobs=2"
+    )
+    check_summary(sweep_dir, ["asrnn"], [0, 1])
+    threads = {r["environment"]["torch_threads"] for r in results_of(sweep_dir).values()}
+    assert threads == {max(1, (os.cpu_count() or 1) // 2)}
