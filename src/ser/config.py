@@ -119,6 +119,15 @@ def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
             )
 
 
+def require_complete(cfg: Any) -> None:
+    """Raise :class:`ConfigError` naming the first mandatory option (``???``) left unset."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"missing required option {missing[0]}: set it on the command line ({missing[0]}=...)"
+        )
+
+
 USER_ERRORS = (ConfigError, CorpusError, AudioError, DownloadError, MissingMandatoryValue)
 
 

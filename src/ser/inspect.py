@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from ser.config import CONFIG_DIR, exit_on_user_error
 from ser.data.corpora import Corpus
 from ser.io import write_text_atomic
+from ser.text import align_table
 
 
 def speaker_table(corpus: Corpus) -> str:
@@ -25,7 +26,7 @@ def speaker_table(corpus: Corpus) -> str:
     rows = [[s, *(str(n) for n in c.values()), str(sum(c.values()))] for s, c in counts.items()]
     totals = [sum(c[k] for c in counts.values()) for k in corpus.classes]
     rows.append(["total", *(str(n) for n in totals), str(sum(totals))])
-    return _align([header, *rows])
+    return align_table([header, *rows])
 
 
 def fold_table(corpus: Corpus) -> str:
@@ -35,14 +36,7 @@ def fold_table(corpus: Corpus) -> str:
         rows.append(
             [str(fold.index), ",".join(fold.test), ",".join(fold.val), f"{len(fold.train)} spk"]
         )
-    return _align(rows)
-
-
-def _align(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
+    return align_table(rows)
 
 
 @exit_on_user_error

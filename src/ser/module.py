@@ -127,7 +127,7 @@ class SERModule(L.LightningModule):
             "features": dm.features.config(),
             "normalizer": dm.normalizer.state_dict(),
             "segment_frames": dm.segment_frames,
-            "eval_segments": repr(dm.eval_segments),
+            "eval_segments": dm.eval_segments.spec(),
             "corpus": dm.corpus.name,
             "fold": dm.fold.as_dict(),
         }

@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 import ser
-from ser.config import ConfigError, exit_on_user_error
+from ser.config import exit_on_user_error, require_complete
 from ser.io import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -122,11 +122,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     left by an interrupted run (checkpoints but no results) is cleared and run anew.
     """
     started = time.perf_counter()
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(
-            f"missing required option {missing[0]}: set it on the command line ({missing[0]}=...)"
-        )
+    require_complete(cfg)
     if cfg.get("skip_done") and not cfg.get("ckpt_path"):
         done = finished_results(cfg)
         if done is not None:

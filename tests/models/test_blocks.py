@@ -77,6 +77,11 @@ def test_attention_pooling_weights_sum_to_one(attention_dim: int, activation: st
     torch.testing.assert_close(pool(h), (w.unsqueeze(-1) * h).sum(1))
 
 
+def test_attention_pooling_rejects_unknown_activation() -> None:
+    with pytest.raises(ValueError, match="activation"):
+        AttentionPooling(4, activation="relu")
+
+
 def test_attention_pooling_of_identical_frames_is_that_frame() -> None:
     pool = AttentionPooling(5, attention_dim=3, activation="tanh")
     frame = torch.randn(2, 1, 5)

@@ -39,12 +39,27 @@ def load_audio(path: str | Path, *, sample_rate: int = 16000, min_samples: int =
         raise AudioError(f"{path}: cannot read audio ({err})") from err
     if data.size == 0:
         raise AudioError(f"{path}: the file holds no audio samples")
-    wave = torch.from_numpy(data).mean(dim=1)
+    return conform(
+        torch.from_numpy(data).mean(dim=1),
+        rate,
+        sample_rate=sample_rate,
+        min_samples=min_samples,
+        source=str(path),
+    )
+
+
+def conform(
+    wave: torch.Tensor, rate: int, *, sample_rate: int, min_samples: int, source: str
+) -> torch.Tensor:
+    """Resample a mono waveform to ``sample_rate`` and check it spans ``min_samples``.
+
+    ``source`` names the recording in the error message.
+    """
     if rate != sample_rate:
         wave = _resampler(rate, sample_rate)(wave)
     if wave.numel() < min_samples:
         raise AudioError(
-            f"{path}: {wave.numel() / sample_rate * 1000:.1f} ms of audio is shorter than one "
+            f"{source}: {wave.numel() / sample_rate * 1000:.1f} ms of audio is shorter than one "
             f"analysis frame ({min_samples / sample_rate * 1000:.1f} ms)"
         )
     return wave

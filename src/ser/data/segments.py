@@ -24,8 +24,10 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from hydra.utils import get_class
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,26 @@ class SegmentPolicy(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
+
+    def spec(self) -> dict[str, Any]:
+        """``{"target": "module.Class", "kwargs": {...}}`` for checkpoints (:func:`from_spec`)."""
+        kwargs = {k: v.spec() if isinstance(v, SegmentPolicy) else v for k, v in vars(self).items()}
+        return {"target": f"{type(self).__module__}.{type(self).__qualname__}", "kwargs": kwargs}
+
+
+def from_spec(spec: dict[str, Any]) -> SegmentPolicy:
+    """The policy described by :meth:`SegmentPolicy.spec`.
+
+    Example:
+        >>> from_spec(Sliding(hop=50).spec())
+        Sliding(hop=50)
+    """
+    cls = get_class(spec["target"])
+    kwargs = {
+        k: from_spec(v) if isinstance(v, dict) and "target" in v else v
+        for k, v in spec["kwargs"].items()
+    }
+    return cls(**kwargs)
 
 
 class FirstLast(SegmentPolicy):

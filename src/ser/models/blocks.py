@@ -165,10 +165,15 @@ class AttentionPooling(nn.Module):
     and ``activation`` are configurable.
     """
 
-    def __init__(self, dim: int, *, attention_dim: int = 1, activation: Activation = "sigmoid"):
+    def __init__(
+        self, dim: int, *, attention_dim: int = 1, activation: Activation = "sigmoid"
+    ) -> None:
         super().__init__()
+        activations = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+        if activation not in activations:
+            raise ValueError(f"activation must be 'sigmoid' or 'tanh', got {activation!r}")
         self.proj = nn.Linear(dim, attention_dim)
-        self.act = nn.Sigmoid() if activation == "sigmoid" else nn.Tanh()
+        self.act = activations[activation]()
         self.context = nn.Linear(attention_dim, 1, bias=False)
 
     def weights(self, h: Tensor) -> Tensor:

@@ -1,0 +1,146 @@
+"""Inference with a trained checkpoint (ser.predict): files, waveforms, errors, CLI."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from ser.predict import CheckpointError, Predictor
+from ser.task import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def trained(compose_config, tmp_path):
+    """A debug ASRNN trained on Emo-DB fold 0 (test speaker 03): (results, best checkpoint)."""
+    cfg = compose_config(
+        ["model=asrnn", "debug=fast", "trainer.max_epochs=3", "model.optimizer.lr=0.003"],
+        run_dir=tmp_path / "run",
+    )
+    results = train(cfg)
+    return results, Path(results["best_checkpoint"])
+
+
+@pytest.fixture
+def audio_dir(tmp_path, emodb_root):
+    """Four test-speaker files, a corrupt file and a stereo 44.1 kHz file."""
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    names = ["03a01Fa", "03a02Ta", "03a04Nc", "03a05Wa"]
+    for name in names:
+        shutil.copy(emodb_root / "wav" / f"{name}.wav", folder / f"{name}.wav")
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
+    wave, rate = sf.read(emodb_root / "wav" / "03a01Wa.wav", dtype="float32")
+    wave = torchaudio.functional.resample(torch.from_numpy(wave), rate, 44100).numpy()
+    sf.write(folder / "stereo.flac", np.stack([wave, 0.5 * wave], axis=1), 44100)
+    return folder, names
+
+
+def test_directory_predictions_equal_the_test_step(trained, audio_dir):
+    results, checkpoint = trained
+    folder, names = audio_dir
+    test_predictions = {p["id"]: p for p in results["predictions"]}
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    files = sorted(folder.iterdir())
+    predictions = {Path(p.path).stem: p for p in predictor.predict_files(files, progress=False)}
+    for name in names:
+        assert predictions[name].error is None
+        assert predictions[name].label == test_predictions[name]["pred"]
+        for c, p in test_predictions[name]["probs"].items():
+            assert predictions[name].probs[c] == pytest.approx(p, abs=1e-5)
+    corrupt = predictions["corrupt"]
+    assert corrupt.label is None and "corrupt.wav" in corrupt.error and corrupt.segments == 0
+    stereo = predictions["stereo"]
+    assert stereo.error is None and stereo.label in predictor.class_names
+    assert stereo.duration_s == pytest.approx(2.0, abs=1e-3)
+    assert stereo.segments == 1
+    assert sum(stereo.probs.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_waveform_api_matches_the_test_step(trained, emodb_root):
+    results, checkpoint = trained
+    expected = next(p for p in results["predictions"] if p["id"] == "03a02Ta")
+    wave, rate = sf.read(emodb_root / "wav" / "03a02Ta.wav", dtype="float32")
+    prediction = Predictor.from_checkpoint(checkpoint)(wave, rate)
+    assert prediction.label == expected["pred"]
+    assert prediction.probs == pytest.approx(expected["probs"], abs=1e-5)
+
+
+def test_long_recording_is_segmented_and_combined_like_evaluation(trained, emodb_root):
+    _, checkpoint = trained
+    predictor = Predictor.from_checkpoint(checkpoint)
+    parts = [
+        sf.read(emodb_root / "wav" / f"{n}.wav", dtype="float32")
+        for n in ("03a01Fa", "03a05Wa", "03a04Nc")
+    ]
+    wave = np.concatenate([w for w, _ in parts])  # 6 s -> 598 frames -> first and last 300
+    prediction = predictor(wave, parts[0][1])
+    assert prediction.segments == 2
+    assert prediction.segment_starts_s == [0.0, pytest.approx((598 - 300) * 0.01)]
+    by_max = np.max([list(p.values()) for p in prediction.segment_probs], axis=0)
+    assert list(prediction.probs.values()) == pytest.approx(list(by_max / by_max.sum()), abs=1e-6)
+
+
+def test_bad_checkpoints_are_one_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Predictor.from_checkpoint(tmp_path / "missing.ckpt")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not a ser checkpoint"):
+        Predictor.from_checkpoint(foreign)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_text("hello")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        Predictor.from_checkpoint(garbage)
+
+
+def run_predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ser.predict", *args],
+        cwd=cwd, env=os.environ, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_path):
+    results, checkpoint = trained
+    folder, names = audio_dir
+    out = tmp_path / "predictions.json"
+    result = run_predict(
+        f"ckpt={checkpoint}", f"audio={folder}", f"out={out}", "per_segment=true", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    entries = {Path(e["path"]).stem: e for e in json.loads(out.read_text())}
+    assert set(entries) == {*names, "corrupt", "stereo"}
+    expected = {p["id"]: p["pred"] for p in results["predictions"]}
+    assert all(entries[n]["label"] == expected[n] for n in names)
+    assert len(entries["03a01Fa"]["segment_probs"]) == entries["03a01Fa"]["segments"] == 1
+    csv_out = tmp_path / "predictions.csv"
+    result = run_predict(
+        f"ckpt={checkpoint}", f"audio={folder}", f"out={csv_out}", "per_segment=true", cwd=tmp_path
+    )
+    assert result.returncode == 0
+    header = csv_out.read_text().splitlines()[0].split(",")
+    assert header == [
+        "path",
+        "pred",
+        "prob_ang",
+        "prob_sad",
+        "prob_hap",
+        "prob_neu",
+        "segments",
+        "duration_s",
+        "error",
+    ]
+    assert len((tmp_path / "predictions_segments.csv").read_text().splitlines()) == 1 + 5
+    missing = run_predict(f"ckpt={tmp_path / 'nope.ckpt'}", f"audio={folder}", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith("error: checkpoint")
