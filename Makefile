@@ -6,6 +6,12 @@ BIN := $(VENV)/bin
 # which train.py downloads on first use.
 EMODB_ROOT ?= $(if $(wildcard ../shared/data/emodb/wav),$(abspath ../shared/data/emodb),data/emodb)
 export SER_EMODB_ROOT := $(EMODB_ROOT)
+# Extra overrides for train/sweep, e.g. make train ARGS="model=acrnn fold=3"
+ARGS ?=
+# glibc: keep freed memory for reuse instead of returning every large tensor to the system
+# (~35% faster CPU training steps, same maths; see README "Models"). Override with
+# GLIBC_TUNABLES= to disable.
+FAST_MALLOC := GLIBC_TUNABLES=$(or $(GLIBC_TUNABLES),glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824)
 
 .PHONY: help install test lint format train sweep bench clean
 
@@ -13,8 +19,8 @@ help:
 	@echo "make install  create $(VENV) and install requirements + the ser package (idempotent)"
 	@echo "make test     lint, then the whole test suite"
 	@echo "make lint     ruff check + ruff format --check"
-	@echo "make train    python train.py with defaults (ADSRNN, Emo-DB, fold 0)"
-	@echo "make sweep    python sweep.py: 4 models x 10 folds on Emo-DB"
+	@echo "make train    python train.py with defaults (ADSRNN, Emo-DB, fold 0); ARGS=\"...\" adds overrides"
+	@echo "make sweep    python sweep.py: 4 models x 10 folds on Emo-DB; ARGS=\"...\" adds overrides"
 	@echo "make bench    model throughput table (bench/throughput.py)"
 
 install: $(VENV)/.installed
@@ -38,10 +44,10 @@ test: lint
 	$(BIN)/python -m pytest
 
 train: install
-	$(BIN)/python train.py
+	$(FAST_MALLOC) $(BIN)/python train.py $(ARGS)
 
 sweep: install
-	$(BIN)/python sweep.py
+	$(FAST_MALLOC) $(BIN)/python sweep.py $(ARGS)
 
 bench: install
 	$(BIN)/python bench/throughput.py

@@ -21,7 +21,7 @@ class CenterLoss(nn.Module):
     Example:
         >>> loss = CenterLoss(num_classes=2, dim=3, weight=1.0)
         >>> with torch.no_grad():
-        ...     loss.centers.zero_()
+        ...     _ = loss.centers.zero_()
         >>> loss(torch.ones(4, 3), torch.tensor([0, 1, 0, 1]))
         tensor(1.5000, grad_fn=<MulBackward0>)
     """

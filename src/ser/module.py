@@ -138,14 +138,13 @@ class SERModule(L.LightningModule):
         return self.net(x)
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch["x"], batch["y"]
+    def compute_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, nll, log_probs)`` of a training batch (all terms of the objective)."""
         if self.center_loss is not None:
             embedding = self.net.embed(x)
-            log_probs = self.net.classify(embedding)
+            log_probs = self.net.classify(embedding).float()
         else:
-            log_probs = self.net(x)
-        log_probs = log_probs.float()
+            log_probs = self.net(x).float()
         nll = F.nll_loss(log_probs, y, weight=self.class_weights)
         loss = nll
         if self.mse_weight:
@@ -153,6 +152,11 @@ class SERModule(L.LightningModule):
             loss = loss + self.mse_weight * F.mse_loss(log_probs.exp(), one_hot)
         if self.center_loss is not None:
             loss = loss + self.center_loss(embedding, y)
+        return loss, nll, log_probs
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        y = batch["y"]
+        loss, nll, log_probs = self.compute_loss(batch["x"], y)
         self.train_acc(log_probs, y)
         batch_size = len(y)
         self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch_size)

@@ -1,10 +1,12 @@
 """3D log-mel features: static log-mel energies, their delta and delta-delta.
 
-Matches ``python_speech_features.logfbank`` as the original work used it (power spectrum
-divided by the FFT size, HTK mel filters without area normalisation, natural log), built
-from torchaudio: pre-emphasis 0.97, 25 ms frames every 10 ms, 512-point FFT, 40 bands,
-deltas over N=2 frames each side. Frames are not centred: a waveform of ``n`` samples gives
-``1 + (n - win) // hop`` frames (``win`` = 400, ``hop`` = 160 at 16 kHz).
+Follows the recipe of ``python_speech_features.logfbank`` as the original work used it
+(pre-emphasis 0.97, 25 ms rectangular frames every 10 ms, 512-point FFT, power spectrum
+divided by the FFT size, HTK-scale mel filters without area normalisation, natural log),
+built from torchaudio, with deltas over N=2 frames each side. Two small differences remain:
+torchaudio's triangular filters are evaluated on the exact mel scale rather than snapped to
+FFT bins, and the last partial frame is dropped rather than zero-padded, so a waveform of
+``n`` samples gives ``1 + (n - win) // hop`` frames (``win`` = 400, ``hop`` = 160 at 16 kHz).
 """
 
 from __future__ import annotations

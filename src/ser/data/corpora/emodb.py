@@ -46,8 +46,8 @@ class EmoDB(Corpus):
         sha256: expected digest of the archive, checked when given.
 
     Example:
-        >>> corpus = EmoDB(root="../shared/data/emodb", download=False)  # doctest: +SKIP
-        >>> len(corpus.utterances)  # doctest: +SKIP
+        >>> corpus = EmoDB(root="../shared/data/emodb", download=False)
+        >>> len(corpus.utterances)
         339
     """
 

@@ -1,0 +1,79 @@
+"""SERModule: the loss terms, optimiser groups and the network factory record."""
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ser.losses import CenterLoss
+from ser.models import ADRNN, ASRNN
+from ser.module import SERModule, net_spec
+
+CLASSES = ["ang", "sad", "hap", "neu"]
+SMALL_ASRNN = {"conv_channels": [4, 4, 4], "linear_dim": 8, "window_hidden": 4,
+               "sequence_hidden": 8, "fc_dim": 8}  # fmt: skip
+
+
+def module(**kwargs) -> SERModule:
+    defaults = {
+        "name": "asrnn",
+        "net": functools.partial(ASRNN, **SMALL_ASRNN),
+        "class_names": CLASSES,
+        "optimizer": functools.partial(torch.optim.Adam, lr=1e-3),
+    }
+    return SERModule(**(defaults | kwargs))
+
+
+@pytest.fixture
+def batch():
+    torch.manual_seed(0)
+    return torch.randn(6, 3, 300, 40), torch.tensor([0, 1, 2, 3, 0, 0])
+
+
+def test_loss_is_the_nll_of_the_networks_log_probabilities(batch):
+    x, y = batch
+    m = module().eval()
+    loss, nll, log_probs = m.compute_loss(x, y)
+    torch.testing.assert_close(log_probs, m.net(x))
+    torch.testing.assert_close(loss, F.nll_loss(m.net(x), y))
+    assert torch.equal(loss, nll)
+
+
+def test_class_weights_and_mse_term(batch):
+    x, y = batch
+    m = module(mse_weight=0.01).eval()
+    m.class_weights = torch.tensor([0.5, 1.0, 2.0, 1.5])
+    loss, nll, log_probs = m.compute_loss(x, y)
+    expected_nll = F.nll_loss(log_probs, y, weight=m.class_weights)
+    mse = F.mse_loss(log_probs.exp(), F.one_hot(y, 4).float())
+    torch.testing.assert_close(nll, expected_nll)
+    torch.testing.assert_close(loss, expected_nll + 0.01 * mse)
+    assert not torch.equal(nll, F.nll_loss(log_probs, y))
+
+
+def test_center_loss_uses_the_embedding_and_its_own_learning_rate(batch):
+    x, y = batch
+    small_adrnn = {"conv_channels": 4, "dilated_channels": [4, 4, 8], "linear_dim": 8,
+                   "lstm_hidden": 4, "fc_dim": 8}  # fmt: skip
+    m = module(
+        name="adrnn",
+        net=functools.partial(ADRNN, **small_adrnn),
+        center_loss=functools.partial(CenterLoss, weight=0.5, lr=0.25),
+    ).eval()
+    assert m.center_loss.centers.shape == (4, 8)
+    loss, nll, _ = m.compute_loss(x, y)
+    torch.testing.assert_close(loss - nll, m.center_loss(m.net.embed(x), y))
+    groups = m.configure_optimizers()["optimizer"].param_groups
+    assert [g["lr"] for g in groups] == [1e-3, 0.25]
+    assert groups[1]["params"] == [m.center_loss.centers]
+
+
+def test_net_spec_rebuilds_the_network():
+    spec = net_spec(functools.partial(ASRNN, **SMALL_ASRNN))
+    assert spec == {"target": "ser.models.asrnn.ASRNN", "kwargs": SMALL_ASRNN}
+
+
+def test_unknown_combination_rule_is_rejected():
+    with pytest.raises(ValueError, match=r"model\.combine='median'"):
+        module(combine="median")
