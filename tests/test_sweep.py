@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from wandb_records import read_wandb_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,16 +101,47 @@ def test_killed_sweep_completes_on_rerun(sweep):
     check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
 
 
-def test_train_multirun_gives_the_same_artifacts(tmp_path, emodb_root, emodb_cache_dir):
-    env = os.environ | {"SER_EMODB_ROOT": str(emodb_root), "SER_CACHE_DIR": str(emodb_cache_dir)}
+def test_train_multirun_gives_the_same_artifacts_and_a_wandb_summary(
+    tmp_path, emodb_root, emodb_cache_dir
+):
+    env = os.environ | {
+        "SER_EMODB_ROOT": str(emodb_root),
+        "SER_CACHE_DIR": str(emodb_cache_dir),
+        "WANDB_MODE": "offline",
+    }
+    env.pop("WANDB_API_KEY", None)
     sweep_dir = tmp_path / "multi"
     command = [sys.executable, str(REPO / "train.py"), "-m", "debug=fast", "model=asrnn",
-               "fold=range(2)", f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+               "fold=range(2)", "logger=wandb", "task_name=wbsweep",
+               f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
     result = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
     check_summary(sweep_dir, ["asrnn"], [0, 1])
+    (summary_run,) = (sweep_dir / "wandb").glob("offline-run-*")
+    record = read_wandb_run(next(summary_run.glob("*.wandb")))
+    assert (record["run_group"], record["job_type"]) == ("wbsweep", "summary")
+    assert len(list(sweep_dir.glob("asrnn-fold*/wandb/offline-run-*"))) == 2
+
+
+def test_repeated_seeds_and_standalone_aggregation(sweep):
+    _, sweep_dir = sweep("model=asrnn", "fold=0", "+seeds=2")
+    folders = sorted(
+        p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
+    assert folders == ["asrnn-fold0-seed12345", "asrnn-fold0-seed12346"]
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in sweep_dir.glob("*/results.json"))
+    assert seeds == [12345, 12346]
+    (sweep_dir / "summary.csv").unlink()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "sweep.py"), "aggregate", str(sweep_dir)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = csv.DictReader((sweep_dir / "summary.csv").open())
+    uars = [json.loads(p.read_text())["test_uar"] for p in sweep_dir.glob("*/results.json")]
+    assert row["n_folds"] == "1" and float(row["uar_mean"]) == pytest.approx(sum(uars) / 2)
 
 
 def test_submitit_local_launcher_runs_a_one_by_two_sweep(sweep):

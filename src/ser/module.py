@@ -159,7 +159,8 @@ class SERModule(L.LightningModule):
         loss, nll, log_probs = self.compute_loss(batch["x"], y)
         self.train_acc(log_probs, y)
         batch_size = len(y)
-        self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch_size)
+        # Not on the progress bar: showing it would copy it to the host every step.
+        self.log("train/loss", loss, on_step=True, batch_size=batch_size)
         self.log(
             "train/nll", nll, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size
         )
