@@ -155,3 +155,14 @@ def test_manifest_errors(tmp_path, emodb_manifest):
     result = run_cli(["data=manifest", f"data.manifest={missing}"], tmp_path)
     assert result.returncode == 2
     assert "1 audio file(s) do not exist" in result.stderr and "nowhere.wav" in result.stderr
+
+
+def test_config_hash_ignores_logging_but_not_training_choices(compose_config):
+    from ser.task import config_hash
+
+    base = config_hash(compose_config(["model=asrnn"]))
+    assert config_hash(compose_config(["model=asrnn", "logger=wandb"])) == base
+    assert config_hash(compose_config(["model=asrnn", "datamodule.num_workers=4"])) == base
+    assert config_hash(compose_config(["model=asrnn", "callbacks=early_stopping"])) != base
+    assert config_hash(compose_config(["model=asrnn", "fold=3"])) != base
+    assert config_hash(compose_config(["model=asrnn", "model.net.window=12"])) != base

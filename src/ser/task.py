@@ -33,13 +33,18 @@ log = logging.getLogger(__name__)
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """SHA-256 (16 hex digits) of the resolved config without ``cfg.hash_exclude`` keys.
+    """SHA-256 (16 hex digits) of the resolved config without the ``cfg.hash_exclude`` keys.
 
     Two runs with the same hash train the same model on the same data the same way.
     """
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in cfg.get("hash_exclude", []):
-        container.pop(key, None)
+        *parents, leaf = key.split(".")
+        node = container
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[
         :16
     ]
