@@ -111,3 +111,20 @@ def test_written_outputs_and_collect(tmp_path):
     per_fold = list(csv.DictReader((tmp_path / "uar_per_fold.csv").open()))
     assert [float(r["acrnn"]) for r in per_fold] == ACRNN[:3]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_runs_of_other_settings_in_the_folder_are_left_out(tmp_path):
+    old = [fake_run("acrnn", f, 0.3) | {"protocol_hash": "old"} for f in range(3)]
+    new = [
+        fake_run(m, f, 0.6) | {"protocol_hash": "new"}
+        for m in ("adsrnn", "acrnn")
+        for f in range(3)
+    ]
+    for run in old + new:  # written in this order: the newest run decides the protocol
+        run_dir = tmp_path / f"{run['model']}-fold{run['fold']}-{run['protocol_hash']}"
+        run_dir.mkdir()
+        (run_dir / "results.json").write_text(json.dumps(run))
+    summary = aggregate(collect(tmp_path))
+    assert summary.models["acrnn"].uar == {0: 0.6, 1: 0.6, 2: 0.6}
+    assert len(summary.settings["left_out"]) == 3
+    assert all(p.endswith("-old") for p in summary.settings["left_out"])

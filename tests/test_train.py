@@ -166,3 +166,68 @@ def test_config_hash_ignores_logging_but_not_training_choices(compose_config):
     assert config_hash(compose_config(["model=asrnn", "callbacks=early_stopping"])) != base
     assert config_hash(compose_config(["model=asrnn", "fold=3"])) != base
     assert config_hash(compose_config(["model=asrnn", "model.net.window=12"])) != base
+
+
+def test_absent_class_recall_is_null_and_results_are_strict_json(compose_config, tmp_path):
+    # Emo-DB speaker 08 (fold 1's test speaker) has no disgust utterance
+    run_dir = tmp_path / "seven"
+    train(
+        compose_config(
+            ["model=asrnn", "debug=fast", "data=emodb_7class", "fold=1"], run_dir=run_dir
+        )
+    )
+
+    def reject(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    results = json.loads((run_dir / "results.json").read_text(), parse_constant=reject)
+    assert results["recall"]["dis"] is None
+    assert all(isinstance(v, float) for c, v in results["recall"].items() if c != "dis")
+
+
+def test_resuming_a_checkpoint_of_another_fold_is_refused(compose_config, tmp_path, capsys):
+    train(compose_config(["model=asrnn", "debug=fast", "fold=0"], run_dir=tmp_path / "fold0"))
+    last = tmp_path / "fold0" / "checkpoints" / "last.ckpt"
+    cfg = compose_config(
+        ["model=asrnn", "debug=fast", "fold=1", f"ckpt_path={last}", "trainer.max_epochs=3"],
+        run_dir=tmp_path / "fold1",
+    )
+    with pytest.raises(SystemExit) as exit_:
+        train(cfg)
+    assert exit_.value.code == 2
+    assert "trained on emodb fold 0" in capsys.readouterr().err
+    assert not (tmp_path / "fold1" / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["ckpt_path=/nowhere/last.ckpt"], "ckpt_path=/nowhere/last.ckpt does not exist"),
+        (
+            ["+trainer.limit_test_batches=1", "datamodule.eval_batch_size=8"],
+            "only 8 of 39 test utterances were evaluated",
+        ),
+    ],
+)
+def test_runs_that_cannot_give_a_fold_result_stop(
+    compose_config, tmp_path, capsys, overrides, message
+):
+    with pytest.raises(SystemExit) as exit_:
+        train(compose_config(["model=asrnn", "debug=fast", *overrides], run_dir=tmp_path / "run"))
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_ddp_inside_a_multirun_is_refused(tmp_path, emodb_root):
+    command = ["-m", "debug=fast", "hardware=ddp_sim", "fold=0,1", f"hydra.sweep.dir={tmp_path}/m"]
+    result = run_cli(command, tmp_path, SER_EMODB_ROOT=str(emodb_root))
+    assert result.returncode == 2
+    assert "inside a multirun: DDP would relaunch the whole sweep" in result.stderr
+
+
+def test_multinode_takes_the_node_count_from_slurm(compose_config, monkeypatch):
+    monkeypatch.setenv("SLURM_NNODES", "3")
+    cfg = compose_config(["hardware=multinode"])
+    assert cfg.trainer.num_nodes == 3 and isinstance(cfg.trainer.num_nodes, int)
+    assert cfg.trainer.strategy == "ddp"

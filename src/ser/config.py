@@ -11,19 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from ser.data.audio import AudioError
 from ser.data.corpora import CorpusError
 from ser.data.download import DownloadError
+from ser.errors import ConfigError
 
 #: the repository's ``conf/`` (the package is installed in editable mode by ``make install``)
 CONFIG_DIR = Path(os.environ.get("SER_CONFIG_DIR", Path(__file__).resolve().parents[2] / "conf"))
-
-
-class ConfigError(ValueError):
-    """A configuration choice that cannot work (the message names the option)."""
 
 
 def _gpu_visible() -> bool:
@@ -90,7 +88,7 @@ def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
         >>> check_choices(["model=lstm"])
         Traceback (most recent call last):
         ...
-        ser.config.ConfigError: unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, asrnn
+        ser.errors.ConfigError: unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, asrnn
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -132,11 +130,17 @@ USER_ERRORS = (ConfigError, CorpusError, AudioError, DownloadError, MissingManda
 
 
 def user_error(err: BaseException) -> BaseException | None:
-    """The user-facing error in ``err``'s cause chain (Hydra wraps constructor errors)."""
+    """The user-facing error in ``err``'s cause chain (Hydra wraps constructor errors).
+
+    A ``ValueError`` raised by a constructor that Hydra instantiates from the config is a
+    bad option value (``features.window=foo``), so it counts too.
+    """
     seen = set()
+    instantiating = False
     while err is not None and id(err) not in seen:
-        if isinstance(err, USER_ERRORS):
+        if isinstance(err, USER_ERRORS) or (instantiating and isinstance(err, ValueError)):
             return err
+        instantiating = instantiating or isinstance(err, InstantiationException)
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None

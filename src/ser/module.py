@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from ser.errors import ConfigError
 from ser.losses import CenterLoss
 from ser.metrics import COMBINE, UtteranceMetrics
 
@@ -97,7 +98,10 @@ class SERModule(L.LightningModule):
                 "use_class_weights": use_class_weights,
             }
         )
-        self.train_acc = MulticlassAccuracy(num_classes=len(self.class_names), average="macro")
+        # validate_args=False: no torch.unique (a host sync) on the targets every step
+        self.train_acc = MulticlassAccuracy(
+            num_classes=len(self.class_names), average="macro", validate_args=False
+        )
         self.val_uar_best = MaxMetric()
         self.register_buffer("class_weights", None, persistent=False)
         self.val_metrics: UtteranceMetrics | None = None
@@ -130,6 +134,7 @@ class SERModule(L.LightningModule):
             "eval_segments": dm.eval_segments.spec(),
             "corpus": dm.corpus.name,
             "fold": dm.fold.as_dict(),
+            "precision": str(self.trainer.precision),
         }
         self.test_utterances = dm.utterances["test"]
 
@@ -157,7 +162,7 @@ class SERModule(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         y = batch["y"]
         loss, nll, log_probs = self.compute_loss(batch["x"], y)
-        self.train_acc(log_probs, y)
+        self.train_acc.update(log_probs, y)
         batch_size = len(y)
         # Not on the progress bar: showing it would copy it to the host every step.
         self.log("train/loss", loss, on_step=True, batch_size=batch_size)
@@ -170,8 +175,12 @@ class SERModule(L.LightningModule):
         return loss
 
     def on_train_start(self) -> None:
-        # The sanity check's partial validation must not count as a best score.
+        # The sanity check's partial validation must not count as a best score; a resumed
+        # run starts from the best score of the checkpoint it resumes.
         self.val_uar_best.reset()
+        best = getattr(self.trainer.checkpoint_callback, "best_model_score", None)
+        if best is not None:
+            self.val_uar_best.update(best.to(self.device))
 
     # ------------------------------------------------------------------ evaluation
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -198,7 +207,17 @@ class SERModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         result = self.test_metrics.compute()
         self.test_metrics.reset()
-        recall = dict(zip(self.class_names, result["recall"].tolist(), strict=True))
+        tested = result["utterances"].numel()
+        if tested != len(self.test_utterances):
+            raise ConfigError(
+                f"only {tested} of {len(self.test_utterances)} test utterances were evaluated "
+                "(trainer.limit_test_batches?): a partial test set is not a fold's result"
+            )
+        # None (JSON null) for a class the test speaker has no utterance of
+        recall = {
+            c: None if r != r else r
+            for c, r in zip(self.class_names, result["recall"].tolist(), strict=True)
+        }
         self.log_dict(
             {"test/uar": result["uar"], "test/wa": result["wa"], "test/seg_uar": result["seg_uar"]}
             | {f"test/recall_{c}": result["recall"][i] for i, c in enumerate(self.class_names)},
@@ -253,6 +272,20 @@ class SERModule(L.LightningModule):
         }
 
     # ------------------------------------------------------------------ checkpoints
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another fold, corpus or class set (it saw other speakers)."""
+        meta = checkpoint.get("ser", {})
+        current = {"corpus": self.data_meta.get("corpus"), "fold": self.data_meta.get("fold")}
+        stored = {"corpus": meta.get("corpus"), "fold": meta.get("fold")}
+        if meta.get("class_names") != self.class_names or (current["fold"] and stored != current):
+            raise ConfigError(
+                f"ckpt_path: the checkpoint was trained on {stored['corpus']} fold "
+                f"{(stored['fold'] or {}).get('fold')} with classes {meta.get('class_names')}, "
+                f"not on this run's {current['corpus']} fold "
+                f"{(current['fold'] or {}).get('fold')} with {self.class_names}; resuming it "
+                "would train or test on the wrong speakers"
+            )
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ser"] = {
             "format": 1,

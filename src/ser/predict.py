@@ -11,7 +11,7 @@ one analysis frame) get their reason in the ``error`` column; the others are sti
 
 Python::
 
-    predictor = Predictor.from_checkpoint("outputs/.../checkpoints/last.ckpt")
+    predictor = Predictor.from_checkpoint("outputs/.../checkpoints/best-epoch012-uar0.6120.ckpt")
     prediction = predictor(waveform, sample_rate)   # waveform: (samples,) or (channels, samples)
     prediction.label, prediction.probs              # 'ang', {'ang': 0.71, 'sad': 0.05, ...}
 
@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from ser.config import CONFIG_DIR, ConfigError, exit_on_user_error, require_complete
 from ser.data.audio import AudioError, conform, load_audio
-from ser.data.dataset import SegmentDataset
+from ser.data.dataset import SegmentDataset, frame_store
 from ser.data.features import LogMel3D
 from ser.data.normalization import Normalizer
 from ser.data.segments import SegmentPolicy, from_spec
@@ -87,6 +87,8 @@ class Predictor:
         segment_frames: segment length in frames.
         segments: evaluation segmenting policy.
         combine: ``max`` or ``mean`` over an utterance's segments.
+        precision: Lightning precision of the evaluation (``bf16-mixed``: bf16 autocast on
+            CUDA, as the test step ran).
         device: where the network runs.
         batch_size: segments per forward pass.
     """
@@ -101,6 +103,7 @@ class Predictor:
         segment_frames: int,
         segments: SegmentPolicy,
         combine: str,
+        precision: str = "32-true",
         device: str | torch.device = "cpu",
         batch_size: int = 64,
     ) -> None:
@@ -112,6 +115,7 @@ class Predictor:
         self.segment_frames = segment_frames
         self.segments = segments
         self.combine = combine
+        self.precision = precision
         self.batch_size = batch_size
 
     @classmethod
@@ -152,6 +156,7 @@ class Predictor:
             segment_frames=meta["segment_frames"],
             segments=from_spec(meta["eval_segments"]),
             combine=meta["combine"],
+            precision=meta.get("precision", "32-true"),
             device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
             batch_size=batch_size,
         )
@@ -217,21 +222,22 @@ class Predictor:
         self, features: Sequence[torch.Tensor], durations: Sequence[float]
     ) -> list[Prediction]:
         """Predict recordings given their ``(3, T, n_mels)`` features (batched over all)."""
-        lengths = [f.shape[1] for f in features]
+        frames, offsets, lengths = frame_store(features)
         table = self.segments.segment(lengths, [""] * len(lengths), length=self.segment_frames)
-        frames = self.normalizer(torch.cat([f.transpose(0, 1) for f in features]))
-        offsets = torch.tensor(np.concatenate([[0], np.cumsum(lengths)[:-1]]), dtype=torch.long)
         dataset = SegmentDataset(
-            frames=frames,
-            offsets=offsets,
+            frames=self.normalizer(frames),
+            offsets=torch.from_numpy(offsets),
             labels=torch.zeros(len(features), dtype=torch.long),
             table=table,
             length=self.segment_frames,
         )
+        bf16 = self.precision.startswith("bf16") and self.device.type == "cuda"
         seg_probs = []
         for start in range(0, len(dataset), self.batch_size):
             batch = dataset.__getitems__(range(start, min(start + self.batch_size, len(dataset))))
-            seg_probs.append(self.net(batch["x"].to(self.device)).float().exp().cpu())
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                log_probs = self.net(batch["x"].to(self.device))
+            seg_probs.append(log_probs.float().exp().cpu())
         seg_probs = torch.cat(seg_probs)
         seg_to_utt = torch.from_numpy(table.utterance)
         utt_probs = combine_segments(seg_probs, seg_to_utt, len(features), self.combine)
@@ -341,6 +347,8 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     require_complete(cfg)
     files = audio_files(cfg.audio)
     device = None if cfg.device == "auto" else cfg.device
+    if device and device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device}: no GPU is visible; use device=cpu or device=auto")
     predictor = Predictor.from_checkpoint(cfg.ckpt, device=device, batch_size=cfg.batch_size)
     predictions = predictor.predict_files(files, progress=cfg.progress and len(files) > 1)
     table = rows(predictions, predictor.class_names)

@@ -87,14 +87,27 @@ class Summary:
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """Every ``results.json`` under ``sweep_dir`` (one per finished run)."""
+    """Every ``results.json`` under ``sweep_dir`` (one per finished run), oldest first."""
     runs = []
     for path in sorted(Path(sweep_dir).glob("**/results.json")):
         try:
-            runs.append(json.loads(path.read_text()) | {"path": str(path)})
+            results = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             log.warning("ignoring unreadable %s: %s", path, err)
-    return runs
+            continue
+        runs.append(results | {"path": str(path), "mtime": path.stat().st_mtime})
+    return sorted(runs, key=lambda r: r["mtime"])
+
+
+def latest_protocol(runs: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """``(kept, left_out)``: the runs sharing the newest run's ``protocol_hash``, and the rest.
+
+    A sweep folder may hold runs of an earlier sweep with other settings (another training
+    length, width, corpus option); they are left out rather than averaged in.
+    """
+    protocol = runs[-1].get("protocol_hash")
+    kept = [r for r in runs if r.get("protocol_hash") == protocol]
+    return kept, [r for r in runs if r.get("protocol_hash") != protocol]
 
 
 def paired_comparison(
@@ -130,6 +143,12 @@ def aggregate(
     """
     if not runs:
         raise ValueError("no results.json found: nothing to aggregate")
+    runs, left_out = latest_protocol(runs)
+    if left_out:
+        log.warning(
+            "left out %d run(s) with other settings than the newest run: %s",
+            len(left_out), ", ".join(Path(r.get("path", "?")).parent.name for r in left_out),
+        )  # fmt: skip
     classes = runs[0]["confusion"]["classes"]
     corpora = {r["corpus"] for r in runs}
     if len(corpora) > 1 or any(r["confusion"]["classes"] != classes for r in runs):
@@ -153,7 +172,7 @@ def aggregate(
             uar={f: float(np.mean([r["test_uar"] for r in rs])) for f, rs in per_fold.items()},
             wa={f: float(np.mean([r["test_wa"] for r in rs])) for f, rs in per_fold.items()},
             recall={
-                c: float(np.nanmean([r["recall"][c] for rs in per_fold.values() for r in rs]))
+                c: _nanmean([r["recall"][c] for rs in per_fold.values() for r in rs])
                 for c in classes
             },
             confusion=confusion,
@@ -167,10 +186,21 @@ def aggregate(
             for m, s in models.items()
             if m != reference
         ]
-    settings = {"corpus": corpora.pop(), "config_hashes": sorted({r["config_hash"] for r in runs})}
+    settings = {
+        "corpus": corpora.pop(),
+        "protocol_hash": runs[-1].get("protocol_hash"),
+        "left_out": [str(Path(r.get("path", "?")).parent) for r in left_out],
+        "command": runs[-1].get("command"),
+    }
     return Summary(
         classes, dict(sorted(folds.items())), len(expected), models, comparisons, settings
     )
+
+
+def _nanmean(values: list[float | None]) -> float:
+    """Mean over the values that exist (a class absent from a test speaker is ``None``)."""
+    present = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(present)) if present else math.nan
 
 
 def _pct(value: float) -> str:
@@ -242,7 +272,14 @@ def summary_markdown(summary: Summary) -> str:
                 f"| {c.model} - {c.reference} | {len(c.folds)} | {_pct(c.mean_difference)} | "
                 f"{_p(c.wilcoxon_p)} | {_p(c.ttest_p)} |"
             )
-    lines += ["", f"config hashes: {', '.join(summary.settings.get('config_hashes', []))}", ""]
+    lines += ["", f"protocol hash: {summary.settings.get('protocol_hash')}"]
+    lines += [f"command of the newest run: `{summary.settings.get('command')}`"]
+    if summary.settings.get("left_out"):
+        lines += [
+            f"left out (other settings than the newest run): "
+            f"{', '.join(summary.settings['left_out'])}"
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -294,7 +331,11 @@ def aggregate_cli(argv: Sequence[str]) -> int:
     if not runs:
         print(f"error: no results.json under {args.sweep_dir}", file=sys.stderr)
         return 2
-    summary = aggregate(runs, reference=args.reference)
+    try:
+        summary = aggregate(runs, reference=args.reference)
+    except (ValueError, KeyError) as err:
+        print(f"error: {args.sweep_dir}: cannot aggregate ({err!r})", file=sys.stderr)
+        return 2
     paths = write_summary(summary, args.sweep_dir)
     print(summary_markdown(summary))
     print("wrote " + ", ".join(str(p) for p in paths))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,27 +35,29 @@ def sweep_size(overrides: list[str], params: dict[str, str] | None = None) -> in
 
 
 class SweepProgress(Callback):
-    """Logs 'run i of n' and an estimate of the time left before each job (same process)."""
+    """Logs 'run i of n' and an estimate of the time left before each job (same process).
+
+    The estimate averages the runs that trained: runs skipped as already done (resumed
+    sweeps) count as finished but not towards the time per run.
+    """
 
     def __init__(self) -> None:
         self.total = 0
         self.done = 0
-        self.started = 0.0
+        self.trained = 0
+        self.training_time = 0.0
+        self.job_started = 0.0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         params = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=True)
         self.total = sweep_size(list(config.hydra.overrides.task), params)
-        self.started = time.monotonic()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.job_started = time.time()
         if not self.total:
             return
-        elapsed = time.monotonic() - self.started
-        eta = (
-            f", about {_duration(elapsed / self.done * (self.total - self.done))} left"
-            if self.done
-            else ""
-        )
+        per_run = self.training_time / self.trained if self.trained else None
+        eta = f", about {_duration(per_run * (self.total - self.done))} left" if per_run else ""
         log.info(
             "sweep: run %d of %d (%s)%s",
             self.done + 1, self.total, " ".join(config.hydra.overrides.task), eta,
@@ -62,6 +65,10 @@ class SweepProgress(Callback):
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         self.done += 1
+        results = Path(config.hydra.runtime.output_dir) / "results.json"
+        if results.is_file() and results.stat().st_mtime >= self.job_started:
+            self.trained += 1
+            self.training_time += time.time() - self.job_started
 
 
 class AggregateSweep(Callback):
@@ -98,7 +105,7 @@ def log_summary_to_wandb(
         job_type="summary",
         name=f"{group}-summary",
         dir=str(paths[0].parent),
-        mode="offline" if wandb_cfg.get("offline") else "online",
+        mode=os.environ.get("WANDB_MODE") or ("offline" if wandb_cfg.get("offline") else "online"),
     )
     table = wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows])
     images = {p.stem: wandb.Image(str(p)) for p in paths if p.suffix == ".png"}

@@ -22,32 +22,66 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 import ser
 from ser.config import exit_on_user_error, require_complete
+from ser.errors import ConfigError
 from ser.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """SHA-256 (16 hex digits) of the resolved config without the ``cfg.hash_exclude`` keys.
+#: what may differ between the runs of one comparison: the model and its own settings
+#: (ACRNN's batch of 40), the fold and the seed
+PROTOCOL_EXCLUDE = (
+    "model.name", "model.net", "model.center_loss", "model._target_", "fold", "seed",
+    "datamodule.fold", "datamodule.seed", "datamodule.batch_size",
+)  # fmt: skip
 
-    Two runs with the same hash train the same model on the same data the same way.
-    """
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for key in cfg.get("hash_exclude", []):
+
+def _digest(container: Any, drop: list[str]) -> str:
+    """SHA-256 (16 hex digits) of ``container`` without the (dotted) keys in ``drop``."""
+    for key in drop:
         *parents, leaf = key.split(".")
         node = container
         for parent in parents:
             node = node.get(parent) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
-    return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[
-        :16
-    ]
+    text = json.dumps(container, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the resolved config without the ``cfg.hash_exclude`` keys.
+
+    Two runs with the same hash train the same model on the same data the same way.
+    """
+    return _digest(OmegaConf.to_container(cfg, resolve=True), list(cfg.get("hash_exclude", [])))
+
+
+def protocol_hash(cfg: DictConfig) -> str:
+    """Hash of what the runs of one comparison share: :func:`config_hash`'s config without
+    :data:`PROTOCOL_EXCLUDE`, plus the config group choices other than the model
+    (``width=small`` lives only there) except those of the model.
+
+    Sweep aggregation keeps the runs of one protocol, so leftovers of an earlier sweep with
+    other settings in the same folder never mix into the table.
+    """
+    container = {"config": OmegaConf.to_container(cfg, resolve=True)}
+    if HydraConfig.initialized():
+        choices = dict(HydraConfig.get().runtime.choices)
+        # model, and the per-model width files (debug_model, width_model) chosen by it
+        container["choices"] = {
+            k: v
+            for k, v in choices.items()
+            if not k.endswith("model") and not k.startswith("hydra")
+        }
+    drop = [f"config.{k}" for k in (*cfg.get("hash_exclude", []), *PROTOCOL_EXCLUDE)]
+    return _digest(container, drop)
 
 
 def versions() -> dict[str, str]:
@@ -109,6 +143,21 @@ def finished_results(cfg: DictConfig) -> dict[str, Any] | None:
     return results if results.get("config_hash") == config_hash(cfg) else None
 
 
+def check_run_options(cfg: DictConfig) -> None:
+    """Options that cannot work together, caught before anything starts."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
+    strategy = str(cfg.trainer.get("strategy") or "")
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun and "ddp" in strategy:
+        raise ConfigError(
+            f"hardware with strategy={strategy} inside a multirun: DDP would relaunch the whole "
+            "sweep in every process. Run folds in parallel with a launcher "
+            "(hydra/launcher=ser_local or slurm) and one device per run instead"
+        )
+
+
 def command_line() -> str:
     """``python <script> <overrides>`` of the current Hydra job (for the record)."""
     if not HydraConfig.initialized():
@@ -128,6 +177,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     started = time.perf_counter()
     require_complete(cfg)
+    check_run_options(cfg)
     if cfg.get("skip_done") and not cfg.get("ckpt_path"):
         done = finished_results(cfg)
         if done is not None:
@@ -154,7 +204,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if not best_path:
             raise RuntimeError("no checkpoint with a val/uar score was saved; cannot test")
         trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
-        best_epoch = torch.load(best_path, map_location="cpu", weights_only=False)["epoch"]
+        # mmap: reads the counters without loading the weights and optimiser state
+        best = torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)
         results = {
             "model": model.name,
             "fold": fold.index,
@@ -165,7 +216,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "n_folds": len(datamodule.corpus.folds()),
             "classes": list(datamodule.classes),
             "seed": cfg.seed,
-            "best_epoch": best_epoch,
+            "best_epoch": best["epoch"],
+            "best_step": best["global_step"],
             "best_checkpoint": best_path,
             "val_uar_best": float(checkpoint.best_model_score),
             "test_uar": model.test_results["uar"],
@@ -180,6 +232,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "versions": versions(),
             "environment": environment(trainer),
             "config_hash": config_hash(cfg),
+            "protocol_hash": protocol_hash(cfg),
             "command": command_line(),
         }
         if trainer.is_global_zero:

@@ -86,3 +86,14 @@ def test_minimum_length_is_checked_after_resampling(tmp_path):
     with pytest.raises(AudioError, match="shorter than one analysis frame"):
         load_audio(path, min_samples=400)
     assert load_audio(path, min_samples=200).numel() == math.ceil(600 * 16000 / 44100)
+
+
+def test_content_errors_are_permanent_and_file_system_errors_are_not(tmp_path):
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio")
+    with pytest.raises(AudioError) as content:
+        load_audio(junk)
+    assert content.value.permanent
+    with pytest.raises(AudioError) as missing:
+        load_audio(tmp_path / "vanished.wav")
+    assert not missing.value.permanent and "vanished.wav" in str(missing.value)

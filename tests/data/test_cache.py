@@ -257,3 +257,17 @@ def test_cache_files_get_the_permissions_of_ordinary_files(wavs, tmp_path):
     mode = reference.stat().st_mode & 0o777
     assert cache.path_for(utts[0]).stat().st_mode & 0o777 == mode
     assert (cache.directory / "meta.json").stat().st_mode & 0o777 == mode
+
+
+def test_a_refused_read_is_reported_but_retried_next_time(wavs, tmp_path):
+    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs, NAMES[:2])
+
+    def refused_once(utterance):
+        raise AudioError(f"{utterance.path}: cannot read audio (System error)", permanent=False)
+
+    report = cache.fill(utts, refused_once, progress=False)
+    assert sorted(report.bad) == sorted(NAMES[:2])
+    assert not list(cache.directory.glob("*.bad"))
+    extract = CountingExtract()
+    assert cache.fill(utts, extract, progress=False).computed == 2
+    assert extract.calls == NAMES[:2]

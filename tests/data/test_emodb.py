@@ -66,7 +66,7 @@ def test_unknown_class_is_an_error(emodb_root):
 def test_stray_files_are_ignored(emodb_root, tmp_path):
     wav = tmp_path / "emodb" / "wav"
     wav.mkdir(parents=True)
-    names = ["03a01Fa.wav", "08b02Wb.wav", "16a05Tc.wav"]
+    names = ["03a01Fa.wav", "03a01Nc.wav", "08b02Wb.wav", "16a05Tc.wav"]
     for name in names:
         (wav / name).symlink_to(emodb_root / "wav" / name)
     (wav / "notes.wav").symlink_to(emodb_root / "wav" / names[0])
@@ -93,3 +93,12 @@ def test_folds_pair_male_and_female(emodb_root):
         assert {GENDERS[test], GENDERS[val]} == {"F", "M"}
         # the pairing is symmetric: the partner's fold validates on this speaker
         assert folds[sorted(GENDERS).index(val)].val == (test,)
+
+
+def test_a_requested_class_without_utterances_is_an_error(emodb_root, tmp_path):
+    wav = tmp_path / "emodb" / "wav"
+    wav.mkdir(parents=True)
+    for name in ["03a01Fa.wav", "08b02Wb.wav", "16a05Tc.wav"]:
+        (wav / name).symlink_to(emodb_root / "wav" / name)
+    with pytest.raises(CorpusError, match=r"no utterances of class\(es\) \['neu'\]"):
+        _ = EmoDB(root=tmp_path / "emodb", download=False).utterances

@@ -171,3 +171,20 @@ def test_too_few_speakers(tmp_path, wav_writer):
     with pytest.raises(CorpusError) as err:
         Manifest(manifest=manifest).folds()
     assert str(manifest) in str(err.value)
+
+
+def test_a_recording_listed_twice_is_an_error(tmp_path, wav_writer):
+    rows = rows_for(["s1", "s2", "s3"])
+    rows.append(dict(rows[0], speaker="s2"))  # the same file under another speaker
+    manifest = make_corpus(tmp_path, rows, wav_writer)
+    with pytest.raises(CorpusError, match="the same path is listed more than once"):
+        _ = Manifest(manifest=manifest).utterances
+
+
+def test_two_files_with_the_same_id_are_an_error(tmp_path, wav_writer):
+    rows = rows_for(["s1", "s2", "s3"])
+    rows.append(dict(rows[0], path=rows[0]["path"].replace(".wav", ".flac")))
+    wav_writer(tmp_path / rows[-1]["path"], seconds=0.1, freq=200)
+    manifest = make_corpus(tmp_path, rows, wav_writer)
+    with pytest.raises(CorpusError, match="the same id is listed more than once"):
+        _ = Manifest(manifest=manifest).utterances

@@ -9,9 +9,19 @@ import soundfile as sf
 import torch
 import torchaudio
 
+#: libsndfile's error code for failures of the file system rather than of the file's content
+SF_ERR_SYSTEM = 2
+
 
 class AudioError(ValueError):
-    """An audio file that cannot be used: unreadable, empty or too short (names the file)."""
+    """An audio file that cannot be used: unreadable, empty or too short (names the file).
+
+    ``permanent`` is False for failures that may pass (the file system refused the read).
+    """
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def load_audio(path: str | Path, *, sample_rate: int = 16000, min_samples: int = 1) -> torch.Tensor:
@@ -35,8 +45,10 @@ def load_audio(path: str | Path, *, sample_rate: int = 16000, min_samples: int =
     """
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as err:
-        raise AudioError(f"{path}: cannot read audio ({err})") from err
+    except (RuntimeError, TypeError, OSError) as err:
+        # libsndfile's "System error" (code 2) and OSError: missing, unreadable, I/O trouble
+        transient = isinstance(err, OSError) or getattr(err, "code", None) == SF_ERR_SYSTEM
+        raise AudioError(f"{path}: cannot read audio ({err})", permanent=not transient) from err
     if data.size == 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     return conform(

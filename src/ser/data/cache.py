@@ -88,7 +88,10 @@ class FeatureCache:
         decides whether bad files are fatal.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(self.directory / "meta.json", json.dumps(self.meta, indent=2).encode())
+        if not (self.directory / "meta.json").exists():
+            write_bytes_atomic(
+                self.directory / "meta.json", json.dumps(self.meta, indent=2).encode()
+            )
         report = FillReport()
         todo = []
         for utterance in utterances:
@@ -107,7 +110,8 @@ class FeatureCache:
                 features = extract(utterance).numpy()
             except AudioError as err:
                 report.bad[utterance.id] = str(err)
-                write_bytes_atomic(target.with_suffix(".bad"), str(err).encode())
+                if err.permanent:  # a refused read is retried next time
+                    write_bytes_atomic(target.with_suffix(".bad"), str(err).encode())
                 continue
             write_bytes_atomic(target, _npy_bytes(features))
             report.computed += 1

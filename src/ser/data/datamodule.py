@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader
 from ser.data.audio import AudioError, load_audio
 from ser.data.balance import Balance, NoBalance
 from ser.data.cache import FeatureCache, FillReport
-from ser.data.corpora import Corpus, Utterance
-from ser.data.dataset import SegmentDataset, collate_segments
+from ser.data.corpora import Corpus, CorpusError, Utterance
+from ser.data.dataset import SegmentDataset, collate_segments, frame_store
 from ser.data.features import LogMel3D
 from ser.data.folds import Fold
 from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
@@ -143,10 +143,7 @@ class SERDataModule(L.LightningDataModule):
         fold = self.fold
         members = [u for u in self.corpus.utterances if fold.split_of(u.speaker)]
         usable = self._drop_bad(members, self._fill(members))
-        features = self.cache.load(usable)
-        lengths = np.array([f.shape[1] for f in features], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        frames = torch.cat([f.transpose(0, 1) for f in features])  # (total, 3, n_mels)
+        frames, offsets, lengths = frame_store(self.cache.load(usable))
         label_index = {c: i for i, c in enumerate(self.classes)}
 
         tables, split_index = {}, {}
@@ -156,7 +153,7 @@ class SERDataModule(L.LightningDataModule):
                 dtype=np.int64,
             )
             if len(index) == 0:
-                raise ValueError(
+                raise CorpusError(
                     f"fold {fold.index} of {self.corpus.name}: no {split} utterances "
                     f"(speakers {list(getattr(fold, split))})"
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
@@ -62,6 +63,17 @@ class SegmentDataset(Dataset):
             "utt": utt,
             "seg": seg,
         }
+
+
+def frame_store(features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Utterance features ``(3, T_i, n_mels)`` as one time-major store.
+
+    Returns ``(frames, offsets, lengths)``: ``frames`` ``(sum T_i, 3, n_mels)``, where
+    utterance ``i`` starts at ``offsets[i]`` and has ``lengths[i]`` frames.
+    """
+    lengths = np.array([f.shape[1] for f in features], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return torch.cat([f.transpose(0, 1) for f in features]), offsets, lengths
 
 
 def collate_segments(batch: dict | list) -> dict[str, torch.Tensor]:

@@ -76,9 +76,11 @@ class Corpus(ABC):
     def utterances(self) -> list[Utterance]:
         """All utterances of the selected classes, in a fixed (sorted) order."""
         utterances = sorted(self._load(), key=lambda u: (u.speaker, u.id))
-        if not utterances:
+        absent = sorted(set(self.classes) - {u.label for u in utterances})
+        if absent:
             raise CorpusError(
-                f"{self.name}: no utterances of classes {list(self.classes)} under {self.root}"
+                f"{self.name}: no utterances of class(es) {absent} under {self.root}; choose "
+                f"data.classes among the labels present"
             )
         return utterances
 

@@ -99,6 +99,16 @@ class Manifest(Corpus):
                     session=row.get("session") or None,
                 )
             )
+        for kind, values in (
+            ("path", [str(u.path.resolve()) for u in utterances]),
+            ("id", [u.id for u in utterances]),
+        ):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise CorpusError(
+                    f"manifest: {self.manifest}: the same {kind} is listed more than once "
+                    f"({repeated[:3]}); every recording must appear once, with one speaker"
+                )
         if missing:
             raise CorpusError(
                 f"manifest: {self.manifest}: {len(missing)} audio file(s) do not exist, e.g. "
