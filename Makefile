@@ -9,7 +9,7 @@ export SER_EMODB_ROOT := $(EMODB_ROOT)
 # Extra overrides for train/sweep, e.g. make train ARGS="model=acrnn fold=3"
 ARGS ?=
 # glibc: keep freed memory for reuse instead of returning every large tensor to the system
-# (~35% faster CPU training steps, same maths; see README "Models"). Override with
+# (25-35% faster CPU training steps, same maths; see README "Models"). Override with
 # GLIBC_TUNABLES= to disable.
 FAST_MALLOC := GLIBC_TUNABLES=$(or $(GLIBC_TUNABLES),glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824)
 
