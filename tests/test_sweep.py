@@ -157,3 +157,20 @@ def test_parallel_launcher_shares_the_cores(sweep):
     check_summary(sweep_dir, ["asrnn"], [0, 1])
     threads = {r["environment"]["torch_threads"] for r in results_of(sweep_dir).values()}
     assert threads == {max(1, (os.cpu_count() or 1) // 2)}
+
+
+def test_parallel_launcher_refuses_more_gpus_per_job_than_visible(tmp_path, emodb_root):
+    command = [
+        sys.executable, str(REPO / "sweep.py"), "debug=fast", "model=asrnn", "fold=0,1",
+        "hydra/launcher=ser_local", "hydra.launcher.gpus_per_job=2",
+        f"hydra.sweep.dir={tmp_path}/s",
+    ]  # fmt: skip
+    env = os.environ | {"SER_EMODB_ROOT": str(emodb_root), "CUDA_VISIBLE_DEVICES": "3"}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: hydra.launcher.gpus_per_job=2 but only 1 GPU(s) are visible (3): "
+        "lower gpus_per_job or set CUDA_VISIBLE_DEVICES"
+    ]
+    assert not list(tmp_path.rglob("results.json"))

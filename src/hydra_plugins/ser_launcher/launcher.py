@@ -25,6 +25,9 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
+from ser.config import exit_on_user_error
+from ser.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -62,10 +65,15 @@ def slots(*, n_jobs: int, gpus_per_job: int, gpus: list[str], cpus: int) -> list
         {'CUDA_VISIBLE_DEVICES': '0,1', 'OMP_NUM_THREADS': '8'}
         {'CUDA_VISIBLE_DEVICES': '2,3', 'OMP_NUM_THREADS': '8'}
     """
+    if gpus_per_job < 1:
+        raise ConfigError(f"hydra.launcher.gpus_per_job={gpus_per_job}: it must be 1 or more")
     if gpus:
         count = len(gpus) // gpus_per_job
         if count == 0:
-            raise ValueError(f"gpus_per_job={gpus_per_job} but only GPUs {gpus} are visible")
+            raise ConfigError(
+                f"hydra.launcher.gpus_per_job={gpus_per_job} but only {len(gpus)} GPU(s) are "
+                f"visible ({','.join(gpus)}): lower gpus_per_job or set CUDA_VISIBLE_DEVICES"
+            )
         count = min(count, n_jobs) if n_jobs > 0 else count
         groups = [",".join(gpus[i * gpus_per_job : (i + 1) * gpus_per_job]) for i in range(count)]
     else:
@@ -131,7 +139,7 @@ class LocalParallelLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        worker_slots = slots(
+        worker_slots = exit_on_user_error(slots)(
             n_jobs=self.n_jobs,
             gpus_per_job=self.gpus_per_job,
             gpus=visible_gpus(),
