@@ -55,7 +55,7 @@ class SegmentDataset(Dataset):
         seg = torch.as_tensor(indices, dtype=torch.long)
         inside = self._steps < self._valid[seg, None]  # (B, length)
         rows = torch.where(inside, self._begin[seg, None] + self._steps, 0)
-        x = self.frames[rows] * inside[..., None, None]  # (B, length, 3, n_mels)
+        x = self.frames[rows].mul_(inside[..., None, None])  # (B, length, 3, n_mels)
         utt = self._utterance[seg]
         return {
             "x": x.permute(0, 2, 1, 3).contiguous(),
