@@ -4,36 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from small_nets import small_input, small_net
 from torch import nn
 
 from ser.models import ADRNN
 from ser.models.blocks import DilatedResidualBlock
-
-SMALL = {
-    "n_mels": 8,
-    "frames": 20,
-    "conv_channels": 6,
-    "dilated_channels": (6, 6, 8),
-    "linear_dim": 16,
-    "lstm_hidden": 8,
-    "fc_dim": 8,
-}
-LABELS = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
-
-
-def _model(**overrides: object) -> ADRNN:
-    torch.manual_seed(0)
-    return ADRNN(4, **{**SMALL, **overrides})
-
-
-def _x(batch: int = 8) -> torch.Tensor:
-    return torch.randn(batch, 3, 20, 8, generator=torch.Generator().manual_seed(1))
-
-
-def test_contract(check_contract) -> None:
-    model = _model()
-    assert model.embedding_dim == 8
-    check_contract(model, _x(3), 4)
 
 
 def test_default_configuration() -> None:
@@ -53,39 +28,16 @@ def test_default_configuration() -> None:
 
 def test_embedding_is_the_center_loss_feature() -> None:
     """embed is the 64-unit (here 8) FC + BN + LeakyReLU output that feeds the classifier."""
-    model = _model().eval()
-    x = _x(3)
+    model = small_net("adrnn").eval()
+    x = small_input("adrnn", 3)
     with torch.no_grad():
         z = model.embed(x)
         torch.testing.assert_close(model.classifier(z).log_softmax(-1), model(x))
     assert z.shape == (3, model.classifier.in_features)
 
 
-def test_gradients_reach_every_parameter(check_gradients) -> None:
-    check_gradients(_model(), _x(4), LABELS[:4])
-
-
-def test_fits_a_tiny_batch(fit) -> None:
-    assert fit(_model(), _x(), LABELS, 40, 1e-2) < 0.1
-
-
-def test_runs_under_bf16_autocast(check_bf16_autocast) -> None:
-    check_bf16_autocast(_model(), _x(4), LABELS[:4])
-
-
-def test_prediction_does_not_depend_on_the_rest_of_the_batch() -> None:
-    model = _model().eval()
-    x = _x(5)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x[2:3]), model(x)[2:3])
-
-
 def test_configuration_errors() -> None:
     with pytest.raises(ValueError, match="pool"):
         ADRNN(n_mels=3)
     with pytest.raises(ValueError, match=r"\(B, 3, 20, 8\)"):
-        _model()(torch.randn(1, 3, 21, 8))
-
-
-def test_config_lists_the_defaults(check_config) -> None:
-    check_config("adrnn", ADRNN)
+        small_net("adrnn")(torch.randn(1, 3, 21, 8))
