@@ -151,10 +151,13 @@ def test_submitit_local_launcher_runs_a_one_by_two_sweep(sweep):
 
 
 def test_parallel_launcher_shares_the_cores(sweep):
-    _, sweep_dir = sweep(
+    result, sweep_dir = sweep(
         "model=asrnn", "fold=0,1", "hydra/launcher=ser_local", "hydra.launcher.n_jobs=2"
     )
     check_summary(sweep_dir, ["asrnn"], [0, 1])
+    log = result.stdout + result.stderr
+    assert "ser_local: 2 of 2 jobs done" in log
+    assert "sweep: run" not in log  # workers' copies of the progress callback stay silent
     threads = {r["environment"]["torch_threads"] for r in results_of(sweep_dir).values()}
     assert threads == {max(1, (os.cpu_count() or 1) // 2)}
 

@@ -117,13 +117,15 @@ def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
             )
 
 
+def _missing_option(key: str) -> str:
+    return f"missing required option {key}: set it on the command line ({key}=...)"
+
+
 def require_complete(cfg: Any) -> None:
     """Raise :class:`ConfigError` naming the first mandatory option (``???``) left unset."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ConfigError(
-            f"missing required option {missing[0]}: set it on the command line ({missing[0]}=...)"
-        )
+        raise ConfigError(_missing_option(missing[0]))
 
 
 USER_ERRORS = (ConfigError, CorpusError, AudioError, DownloadError, MissingMandatoryValue)
@@ -159,8 +161,7 @@ def exit_on_user_error(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             message = str(cause)
             if isinstance(cause, MissingMandatoryValue):
-                key = getattr(cause, "full_key", "") or "a value"
-                message = f"missing required option {key}: set it on the command line ({key}=...)"
+                message = _missing_option(getattr(cause, "full_key", "") or "a value")
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
 

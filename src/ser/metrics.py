@@ -106,18 +106,16 @@ class UtteranceMetrics(Metric):
         """
         num_utt = len(self.labels)
         seen = self.seen > 0
-        utt_probs = combine_segments(
-            self.seg_probs[seen], self.seg_to_utt[seen], num_utt, self.combine
-        )
+        seg_probs, seg_utt = self.seg_probs[seen], self.seg_to_utt[seen]
+        utt_probs = combine_segments(seg_probs, seg_utt, num_utt, self.combine)
         covered = torch.zeros(num_utt, dtype=torch.bool, device=seen.device)
-        covered[self.seg_to_utt[seen]] = True
+        covered[seg_utt] = True
         utterances = covered.nonzero().squeeze(1)
         preds = utt_probs[utterances].argmax(dim=1)
         target = self.labels[utterances]
         confusion = multiclass_confusion_matrix(preds, target, self.num_classes)
-        seg_target = self.labels[self.seg_to_utt[seen]]
         seg_confusion = multiclass_confusion_matrix(
-            self.seg_probs[seen].argmax(dim=1), seg_target, self.num_classes
+            seg_probs.argmax(dim=1), self.labels[seg_utt], self.num_classes
         )
         return {
             "uar": uar(confusion),

@@ -23,8 +23,6 @@ combined exactly as the test split was, so a test utterance gets the test step's
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Sequence
@@ -49,7 +47,7 @@ from ser.data.normalization import Normalizer
 from ser.data.segments import SegmentPolicy, from_spec
 from ser.io import write_text_atomic
 from ser.metrics import combine_segments
-from ser.text import align_table
+from ser.text import align_table, csv_text
 
 AUDIO_SUFFIXES = {f".{fmt.lower()}" for fmt in sf.available_formats()} | {".oga", ".opus"}
 
@@ -127,7 +125,7 @@ class Predictor:
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path} does not exist")
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
         except Exception as err:
             raise CheckpointError(f"{path} is not a PyTorch checkpoint ({err})") from err
         meta = checkpoint.get("ser") if isinstance(checkpoint, dict) else None
@@ -312,7 +310,7 @@ def write_predictions(
         write_text_atomic(out, json.dumps(entries, indent=2))
         return [out]
     written = [out]
-    write_text_atomic(out, _csv(rows(predictions, class_names)))
+    write_text_atomic(out, csv_text(rows(predictions, class_names)))
     if per_segment:
         segment_rows = [
             {"path": p.path, "segment": i, "start_s": start}
@@ -323,18 +321,9 @@ def write_predictions(
             )
         ]
         segments_out = out.with_name(f"{out.stem}_segments.csv")
-        write_text_atomic(segments_out, _csv(segment_rows, ["path", "segment", "start_s"]))
+        write_text_atomic(segments_out, csv_text(segment_rows, ["path", "segment", "start_s"]))
         written.append(segments_out)
     return written
-
-
-def _csv(table: list[dict[str, Any]], header: list[str] | None = None) -> str:
-    buffer = io.StringIO()
-    fields = list(table[0]) if table else header or []
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(table)
-    return buffer.getvalue()
 
 
 def _format(value: Any) -> str:

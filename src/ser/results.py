@@ -16,8 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -32,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from ser.io import write_bytes_atomic, write_text_atomic
+from ser.text import csv_text
 
 log = logging.getLogger(__name__)
 
@@ -288,22 +287,15 @@ def write_summary(summary: Summary, sweep_dir: str | Path) -> list[Path]:
     from ser.plots import confusion_figure, save_figure, uar_per_fold_figure
 
     sweep_dir = Path(sweep_dir)
-    rows = summary_rows(summary)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    per_fold = io.StringIO()
-    fold_writer = csv.writer(per_fold)
-    fold_writer.writerow(["fold", "test_speakers", *summary.models])
-    for fold, speakers in summary.folds.items():
-        fold_writer.writerow(
-            [fold, " ".join(speakers)] + [s.uar.get(fold, "") for s in summary.models.values()]
-        )
+    per_fold = [
+        {"fold": fold, "test_speakers": " ".join(speakers)}
+        | {model: s.uar.get(fold, "") for model, s in summary.models.items()}
+        for fold, speakers in summary.folds.items()
+    ]
     paths = {
         "summary.md": summary_markdown(summary),
-        "summary.csv": buffer.getvalue(),
-        "uar_per_fold.csv": per_fold.getvalue(),
+        "summary.csv": csv_text(summary_rows(summary)),
+        "uar_per_fold.csv": csv_text(per_fold, ["fold", "test_speakers", *summary.models]),
     }
     for name, text in paths.items():
         write_text_atomic(sweep_dir / name, text)

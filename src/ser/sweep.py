@@ -18,6 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ser.results import aggregate, collect, summary_markdown, write_summary
+from ser.text import duration
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,12 @@ def sweep_size(overrides: list[str], params: dict[str, str] | None = None) -> in
 
 
 class SweepProgress(Callback):
-    """Logs 'run i of n' and an estimate of the time left before each job (same process).
+    """Logs 'run i of n' and an estimate of the time left before each job.
 
     The estimate averages the runs that trained: runs skipped as already done (resumed
-    sweeps) count as finished but not towards the time per run.
+    sweeps) count as finished but not towards the time per run. It counts only jobs run in
+    the process that started the multirun: jobs in launcher workers (ser_local, submitit)
+    each get a copy of this callback, so the launcher reports their progress instead.
     """
 
     def __init__(self) -> None:
@@ -47,17 +50,19 @@ class SweepProgress(Callback):
         self.trained = 0
         self.training_time = 0.0
         self.job_started = 0.0
+        self.sweep_pid = 0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         params = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=True)
         self.total = sweep_size(list(config.hydra.overrides.task), params)
+        self.sweep_pid = os.getpid()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.job_started = time.time()
-        if not self.total:
+        if not self.total or os.getpid() != self.sweep_pid:
             return
         per_run = self.training_time / self.trained if self.trained else None
-        eta = f", about {_duration(per_run * (self.total - self.done))} left" if per_run else ""
+        eta = f", about {duration(per_run * (self.total - self.done))} left" if per_run else ""
         log.info(
             "sweep: run %d of %d (%s)%s",
             self.done + 1, self.total, " ".join(config.hydra.overrides.task), eta,
@@ -111,9 +116,3 @@ def log_summary_to_wandb(
     images = {p.stem: wandb.Image(str(p)) for p in paths if p.suffix == ".png"}
     run.log({"summary": table} | images)
     run.finish()
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, open_dict
 
 from ser.config import exit_on_user_error
 from ser.errors import ConfigError
+from ser.text import duration
 
 log = logging.getLogger(__name__)
 
@@ -83,24 +84,20 @@ def slots(*, n_jobs: int, gpus_per_job: int, gpus: list[str], cpus: int) -> list
     return [{"CUDA_VISIBLE_DEVICES": g, "OMP_NUM_THREADS": threads} for g in groups]
 
 
-_SLOT: dict[str, str] = {}
-
-
 def _init_worker(queue: Any) -> None:
     """Claim a slot and pin this worker to its GPUs / thread budget (before CUDA starts)."""
-    _SLOT.update(queue.get())
-    os.environ.update(_SLOT)
-    os.environ["MKL_NUM_THREADS"] = _SLOT["OMP_NUM_THREADS"]
+    slot = queue.get()
+    os.environ.update(slot)
+    os.environ["MKL_NUM_THREADS"] = slot["OMP_NUM_THREADS"]
     import torch
 
-    torch.set_num_threads(int(_SLOT["OMP_NUM_THREADS"]))
+    torch.set_num_threads(int(slot["OMP_NUM_THREADS"]))
 
 
-def _execute(payload: bytes) -> bytes:
-    """Run one job in a worker (the payload is cloudpickled: task functions live in __main__)."""
-    idx, overrides, hydra_context, config, task_function, singleton_state = cloudpickle.loads(
-        payload
-    )
+def _execute(idx: int, overrides: list[str], shared: bytes) -> bytes:
+    """Run one job in a worker. ``shared`` is what every job gets, cloudpickled (task
+    functions live in ``__main__``): Hydra context, config, task function, singletons."""
+    hydra_context, config, task_function, singleton_state = cloudpickle.loads(shared)
     setup_globals()
     Singleton.set_state(singleton_state)
     sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
@@ -158,26 +155,16 @@ class LocalParallelLauncher(Launcher):
         queue = context.Manager().Queue()
         for slot in worker_slots[:workers]:
             queue.put(slot)
-        singleton_state = Singleton.get_state()
+        shared = cloudpickle.dumps(
+            (self.hydra_context, self.config, self.task_function, Singleton.get_state())
+        )
         results: list[JobReturn | None] = [None] * len(job_overrides)
         started = time.monotonic()
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
         ) as pool:
             pending = {
-                pool.submit(
-                    _execute,
-                    cloudpickle.dumps(
-                        (
-                            initial_job_idx + idx,
-                            overrides,
-                            self.hydra_context,
-                            self.config,
-                            self.task_function,
-                            singleton_state,
-                        )
-                    ),
-                ): idx
+                pool.submit(_execute, initial_job_idx + idx, overrides, shared): idx
                 for idx, overrides in enumerate(job_overrides)
             }
             done_count = 0
@@ -191,7 +178,7 @@ class LocalParallelLauncher(Launcher):
                     left = elapsed / done_count * (len(job_overrides) - done_count)
                     job = " ".join(filter_overrides(job_overrides[idx]))
                     log.info(
-                        "ser_local: %d of %d jobs done (%s), about %.0f s left",
-                        done_count, len(job_overrides), job, left,
+                        "ser_local: %d of %d jobs done (%s), about %s left",
+                        done_count, len(job_overrides), job, duration(left),
                     )  # fmt: skip
         return results
