@@ -11,7 +11,8 @@ ARGS ?=
 # glibc: keep freed memory for reuse instead of returning every large tensor to the system
 # (25-35% faster CPU training steps, same maths; see README "Models"). Override with
 # GLIBC_TUNABLES= to disable.
-FAST_MALLOC := GLIBC_TUNABLES=$(or $(GLIBC_TUNABLES),glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824)
+GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824
+FAST_MALLOC := GLIBC_TUNABLES=$(GLIBC_TUNABLES)
 
 .PHONY: help install test lint format train sweep bench clean
 

@@ -27,15 +27,16 @@ from torchmetrics.classification import MulticlassAccuracy
 from ser.errors import ConfigError
 from ser.losses import CenterLoss
 from ser.metrics import COMBINE, UtteranceMetrics
+from ser.specs import spec
 
 NetFactory = Callable[..., nn.Module]
 
 
 def net_spec(factory: NetFactory) -> dict[str, Any]:
     """``{"target": "module.Class", "kwargs": {...}}`` of a network factory (a partial)."""
-    func = factory.func if isinstance(factory, functools.partial) else factory
-    kwargs = dict(factory.keywords) if isinstance(factory, functools.partial) else {}
-    return {"target": f"{func.__module__}.{func.__qualname__}", "kwargs": kwargs}
+    if isinstance(factory, functools.partial):
+        return spec(factory.func, dict(factory.keywords))
+    return spec(factory, {})
 
 
 class SERModule(L.LightningModule):

@@ -34,7 +34,6 @@ import hydra
 import numpy as np
 import soundfile as sf
 import torch
-from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
@@ -44,9 +43,10 @@ from ser.data.audio import AudioError, conform, load_audio
 from ser.data.dataset import SegmentDataset, frame_store
 from ser.data.features import LogMel3D
 from ser.data.normalization import Normalizer
-from ser.data.segments import SegmentPolicy, from_spec
+from ser.data.segments import SegmentPolicy
 from ser.io import write_text_atomic
 from ser.metrics import combine_segments
+from ser.specs import from_spec
 from ser.text import align_table, csv_text
 
 AUDIO_SUFFIXES = {f".{fmt.lower()}" for fmt in sf.available_formats()} | {".oga", ".opus"}
@@ -135,9 +135,7 @@ class Predictor:
                 "train.py (<run dir>/checkpoints/)"
             )
         class_names = meta["class_names"]
-        net = get_class(meta["net"]["target"])(
-            num_classes=len(class_names), **meta["net"]["kwargs"]
-        )
+        net = from_spec(meta["net"], num_classes=len(class_names))
         prefix = "net."
         net.load_state_dict(
             {

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from hydra.utils import get_class
+
+from ser.specs import spec
 
 
 @dataclass(frozen=True)
@@ -64,24 +65,15 @@ class SegmentPolicy(ABC):
         return f"{type(self).__name__}({args})"
 
     def spec(self) -> dict[str, Any]:
-        """``{"target": "module.Class", "kwargs": {...}}`` for checkpoints (:func:`from_spec`)."""
+        """Description for checkpoints (:func:`ser.specs.from_spec` rebuilds the policy).
+
+        Example:
+            >>> from ser.specs import from_spec
+            >>> from_spec(Sliding(hop=50).spec())
+            Sliding(hop=50)
+        """
         kwargs = {k: v.spec() if isinstance(v, SegmentPolicy) else v for k, v in vars(self).items()}
-        return {"target": f"{type(self).__module__}.{type(self).__qualname__}", "kwargs": kwargs}
-
-
-def from_spec(spec: dict[str, Any]) -> SegmentPolicy:
-    """The policy described by :meth:`SegmentPolicy.spec`.
-
-    Example:
-        >>> from_spec(Sliding(hop=50).spec())
-        Sliding(hop=50)
-    """
-    cls = get_class(spec["target"])
-    kwargs = {
-        k: from_spec(v) if isinstance(v, dict) and "target" in v else v
-        for k, v in spec["kwargs"].items()
-    }
-    return cls(**kwargs)
+        return spec(type(self), kwargs)
 
 
 class FirstLast(SegmentPolicy):

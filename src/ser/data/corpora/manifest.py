@@ -20,6 +20,7 @@ Example manifest::
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 from ser.data.corpora.base import Corpus, CorpusError, Utterance
@@ -103,7 +104,7 @@ class Manifest(Corpus):
             ("path", [str(u.path.resolve()) for u in utterances]),
             ("id", [u.id for u in utterances]),
         ):
-            repeated = sorted({v for v in values if values.count(v) > 1})
+            repeated = sorted(v for v, n in Counter(values).items() if n > 1)
             if repeated:
                 raise CorpusError(
                     f"manifest: {self.manifest}: the same {kind} is listed more than once "
