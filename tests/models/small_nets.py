@@ -39,7 +39,7 @@ SMALL: dict[str, tuple[type[nn.Module], dict, tuple[int, int]]] = {
         },
         (20, 8),
     ),
-    # CNN output: 20 frames x 2 bands; windows of 4 every 2 frames -> 9 windows.
+    # CNN output: 20 frames x 8 bands; windows of 4 every 2 frames -> 9 windows.
     "asrnn": (
         ASRNN,
         {

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import pytest
 import torch
+from layout import seed_input, trace
 from small_nets import small_input, small_net
 from torch import nn
 
 from ser.models import ADRNN
 from ser.models.blocks import DilatedResidualBlock
+
+
+def test_tensor_layout_is_seed_md() -> None:
+    """SEED.md at the default widths: 3x3 first conv, one pool of time / 4 and mel / 2,
+    75 frames of 256 maps x 20 bands = 5120 into the 768-unit layer, whose BatchNorm comes
+    last, and 75 frames into the BiLSTM."""
+    layout = trace(ADRNN(), seed_input(2))
+    assert layout.first_conv_kernel == (3, 3)
+    assert layout.pools == [((2, 128, 300, 40), (2, 128, 75, 20))]
+    assert layout.linear_in == (2, 75, 5120)
+    assert layout.linear_out == (2, 75, 768)
+    torch.testing.assert_close(layout.linear_out_mean, torch.zeros(768), atol=1e-4, rtol=0)
+    assert layout.lstm_in == [(2, 75, 768)]
 
 
 def test_default_configuration() -> None:
@@ -19,7 +33,6 @@ def test_default_configuration() -> None:
     assert all(c.dilation == (2, 2) for c in main)
     assert (block.skip[0].in_channels, block.skip[0].out_channels) == (128, 256)
     assert not any(isinstance(m, nn.LeakyReLU) for m in block.skip)  # skip: conv -> BN
-    assert model.linear[0].in_features == 256 * 10  # (2, 4) pool: 40 mel bands -> 10
     assert model.lstm.hidden_size == 128 and model.lstm.bidirectional
     assert model.embedding_dim == 64
     with torch.no_grad():
@@ -38,6 +51,6 @@ def test_embedding_is_the_center_loss_feature() -> None:
 
 def test_configuration_errors() -> None:
     with pytest.raises(ValueError, match="pool"):
-        ADRNN(n_mels=3)
+        ADRNN(n_mels=1)
     with pytest.raises(ValueError, match=r"\(B, 3, 20, 8\)"):
         small_net("adrnn")(torch.randn(1, 3, 21, 8))

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import pytest
 import torch
+from layout import seed_input, trace
 from small_nets import small_input, small_net
 
 from ser.models import ASRNN
+
+
+def test_tensor_layout_is_seed_md() -> None:
+    """SEED.md at the default widths: 3x3 first conv, a 2x2 pool in block 1 only, 150 frames
+    of 128 maps x 20 bands = 2560 into the 768-unit layer (BatchNorm last), 29 windows of
+    10 frames (shift 5) into the window BiLSTM, and the 29 window encodings (2 x 128) into
+    the sequence LSTM."""
+    layout = trace(ASRNN(), seed_input(2))
+    assert layout.first_conv_kernel == (3, 3)
+    assert layout.first_conv_out == (2, 64, 300, 40)
+    assert layout.pools == [((2, 64, 300, 40), (2, 64, 150, 20))]
+    assert layout.linear_in == (2, 150, 2560)
+    assert layout.linear_out == (2, 150, 768)
+    torch.testing.assert_close(layout.linear_out_mean, torch.zeros(768), atol=1e-4, rtol=0)
+    assert layout.lstm_in == [(2 * 29, 10, 768), (2, 29, 256)]
 
 
 def test_windows_advance_by_the_shift() -> None:

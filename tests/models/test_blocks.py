@@ -9,6 +9,7 @@ from torch import nn
 from ser.models.blocks import (
     AttentionPooling,
     CausalWindowAttention,
+    Dense,
     DilatedResidualBlock,
     FastDropout,
     OverlappingWindowLSTM,
@@ -65,7 +66,9 @@ def test_dilated_block_output_is_main_plus_skip() -> None:
 # --- attention pooling --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("attention_dim", "activation"), [(1, "sigmoid"), (7, "tanh")])
+@pytest.mark.parametrize(
+    ("attention_dim", "activation"), [(1, "relu"), (1, "sigmoid"), (7, "tanh")]
+)
 def test_attention_pooling_weights_sum_to_one(attention_dim: int, activation: str) -> None:
     torch.manual_seed(0)
     pool = AttentionPooling(6, attention_dim=attention_dim, activation=activation)
@@ -79,7 +82,7 @@ def test_attention_pooling_weights_sum_to_one(attention_dim: int, activation: st
 
 def test_attention_pooling_rejects_unknown_activation() -> None:
     with pytest.raises(ValueError, match="activation"):
-        AttentionPooling(4, activation="relu")
+        AttentionPooling(4, activation="gelu")
 
 
 def test_attention_pooling_of_identical_frames_is_that_frame() -> None:
@@ -99,6 +102,46 @@ def test_attention_pooling_prefers_high_scoring_frames() -> None:
     w = pool.weights(h)
     expected = torch.softmax(10.0 * torch.sigmoid(torch.tensor([-3.0, 3.0])), dim=0)
     torch.testing.assert_close(w[0], expected)
+
+
+def test_attention_pooling_default_is_seed_relu() -> None:
+    """SEED.md's default: ReLU scores, so frames whose projection is negative all score 0."""
+    pool = AttentionPooling(2)
+    with torch.no_grad():
+        pool.proj.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        pool.proj.bias.zero_()
+        pool.context.weight.fill_(2.0)
+    h = torch.tensor([[[-3.0, 1.0], [-1.0, 5.0], [0.5, 2.0]]])
+    expected = torch.softmax(torch.tensor([0.0, 0.0, 1.0]), dim=0)
+    torch.testing.assert_close(pool.weights(h)[0], expected)
+
+
+# --- dense layer with ordered activation / BatchNorm ----------------------------------------
+
+
+@pytest.mark.parametrize("after", [("act", "norm"), ("norm", "act"), ("norm",), ("act",), ()])
+def test_dense_applies_its_steps_in_order(after: tuple[str, ...]) -> None:
+    """Training-mode output equals the functional composition in the stated order, on
+    vectors and on frame sequences (BatchNorm over batch and time, per feature)."""
+    torch.manual_seed(0)
+    layer = Dense(5, 4, after=after, negative_slope=0.1).train()
+    for x in (torch.randn(6, 5), torch.randn(3, 7, 5)):
+        expected = x @ layer.linear.weight.T + layer.linear.bias
+        for step in after:
+            if step == "act":
+                expected = nn.functional.leaky_relu(expected, 0.1)
+            else:
+                flat = expected.reshape(-1, 4)
+                mean, var = flat.mean(0), flat.var(0, unbiased=False)
+                expected = (expected - mean) / torch.sqrt(var + 1e-5)
+        torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_dense_rejects_unknown_steps() -> None:
+    with pytest.raises(ValueError, match="after"):
+        Dense(3, 2, after=("act", "dropout"))
+    with pytest.raises(ValueError, match="after"):
+        Dense(3, 2, after=("norm", "norm"))
 
 
 # --- state-carrying sliding LSTM (ADSRNN) -------------------------------------------------

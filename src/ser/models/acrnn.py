@@ -11,6 +11,8 @@ from torch import Tensor, nn
 from ser.models.blocks import (
     Activation,
     AttentionPooling,
+    Dense,
+    Step,
     channels_last,
     check_input,
     frames_to_sequence,
@@ -21,10 +23,15 @@ class ACRNN(nn.Module):
     """ACRNN on ``(B, in_channels, frames, n_mels)`` segments; returns log-probabilities.
 
     ``conv_layers`` 'same' convolutions with LeakyReLU: the first to ``first_channels`` maps
-    followed by one ``pool`` max-pool, the rest to ``channels`` maps (2 layers with 3 x 5
-    kernels is the seed's reproduction, 6 the paper's best on IEMOCAP) -> per-frame linear
-    to ``linear_dim`` + BatchNorm + LeakyReLU -> BiLSTM -> attention pooling over time ->
-    BatchNorm -> FC ``fc_dim`` + LeakyReLU + BatchNorm (the embedding) -> FC.
+    followed by one ``pool`` max-pool, the rest to ``channels`` maps -> per-frame linear to
+    ``linear_dim`` -> BiLSTM -> attention pooling over time -> BatchNorm -> FC ``fc_dim``
+    (the embedding) -> FC.
+
+    Defaults are the seed's reproduction (SEED.md): 2 convs with kernels 5 (time) x 3 (mel),
+    the paper's orientation (the original code's "3x5" was (mel, time)); a 2x2 pool, so
+    ``(B, 3, 300, 40)`` becomes 150 frames of 256 maps x 20 bands = 5120 features; LeakyReLU
+    then BatchNorm after the 768- and the 64-unit layers (``linear_after``, ``fc_after``).
+    ``conv_layers=6`` is the paper's best on IEMOCAP.
     """
 
     def __init__(
@@ -37,13 +44,15 @@ class ACRNN(nn.Module):
         conv_layers: int = 2,
         first_channels: int = 128,
         channels: int = 256,
-        kernel_size: Sequence[int] = (3, 5),
+        kernel_size: Sequence[int] = (5, 3),
         pool: Sequence[int] = (2, 2),
         linear_dim: int = 768,
+        linear_after: Sequence[Step] = ("act", "norm"),
         lstm_hidden: int = 128,
         attention_dim: int = 1,
-        attention_activation: Activation = "sigmoid",
+        attention_activation: Activation = "relu",
         fc_dim: int = 64,
+        fc_after: Sequence[Step] = ("act", "norm"),
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
@@ -66,18 +75,19 @@ class ACRNN(nn.Module):
                 nn.LeakyReLU(negative_slope, inplace=True),
             ]
         self.cnn = nn.Sequential(*layers)
-        self.linear = nn.Linear(channels * (n_mels // pool_f), linear_dim)
-        self.linear_norm = nn.BatchNorm1d(linear_dim)
-        self.act = nn.LeakyReLU(negative_slope)
+        self.linear = Dense(
+            channels * (n_mels // pool_f),
+            linear_dim,
+            after=linear_after,
+            negative_slope=negative_slope,
+        )
         self.lstm = nn.LSTM(linear_dim, lstm_hidden, batch_first=True, bidirectional=True)
         self.pooling = AttentionPooling(
             2 * lstm_hidden, attention_dim=attention_dim, activation=attention_activation
         )
         self.head = nn.Sequential(
             nn.BatchNorm1d(2 * lstm_hidden),
-            nn.Linear(2 * lstm_hidden, fc_dim),
-            nn.LeakyReLU(negative_slope),
-            nn.BatchNorm1d(fc_dim),
+            Dense(2 * lstm_hidden, fc_dim, after=fc_after, negative_slope=negative_slope),
         )
         self.classifier = nn.Linear(fc_dim, num_classes)
         self.embedding_dim = fc_dim
@@ -85,9 +95,7 @@ class ACRNN(nn.Module):
     def embed(self, x: Tensor) -> Tensor:
         """``(B, C, T, F) -> (B, fc_dim)``: the input of the final classifier."""
         check_input(x, self.in_channels, self.frames, self.n_mels)
-        h = self.linear(frames_to_sequence(self.cnn(channels_last(x))))
-        h = self.act(self.linear_norm(h.transpose(1, 2)).transpose(1, 2))
-        out, _ = self.lstm(h)
+        out, _ = self.lstm(self.linear(frames_to_sequence(self.cnn(channels_last(x)))))
         return self.head(self.pooling(out))
 
     def classify(self, z: Tensor) -> Tensor:

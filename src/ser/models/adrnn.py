@@ -10,7 +10,9 @@ from torch import Tensor, nn
 from ser.models.blocks import (
     Activation,
     AttentionPooling,
+    Dense,
     DilatedResidualBlock,
+    Step,
     channels_last,
     check_input,
     frames_to_sequence,
@@ -22,8 +24,13 @@ class ADRNN(nn.Module):
 
     conv (``conv_channels`` maps) + LeakyReLU -> ``pool`` max-pool -> dilated residual block
     (main widths ``dilated_channels``, a skip conv to the last width; the skip has no
-    activation, as drawn) -> per-frame linear to ``linear_dim`` + LeakyReLU -> BiLSTM ->
-    attention pooling -> FC ``fc_dim`` + BatchNorm + LeakyReLU -> FC.
+    activation, as drawn) -> per-frame linear to ``linear_dim`` -> BiLSTM -> attention
+    pooling -> FC ``fc_dim`` -> FC.
+
+    Defaults are the seed's reproduction (SEED.md): the pool is (time 4, mel 2), the
+    original code's "(2, 4)" read in its (mel, time) layout, so ``(B, 3, 300, 40)`` becomes
+    75 frames of 256 maps x 20 bands = 5120 features; LeakyReLU then BatchNorm after the
+    768- and the 64-unit layers (``linear_after``, ``fc_after``).
 
     ``embed`` is the ``fc_dim`` vector, the feature that the center loss pulls together.
     """
@@ -37,16 +44,18 @@ class ADRNN(nn.Module):
         frames: int = 300,
         conv_channels: int = 128,
         kernel_size: int = 3,
-        pool: Sequence[int] = (2, 4),
+        pool: Sequence[int] = (4, 2),
         dilated_channels: Sequence[int] = (128, 128, 256),
         dilated_kernel: int = 3,
         dilation: int = 2,
         skip_activation: bool = False,
         linear_dim: int = 768,
+        linear_after: Sequence[Step] = ("act", "norm"),
         lstm_hidden: int = 128,
         attention_dim: int = 1,
-        attention_activation: Activation = "sigmoid",
+        attention_activation: Activation = "relu",
         fc_dim: int = 64,
+        fc_after: Sequence[Step] = ("act", "norm"),
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
@@ -68,19 +77,17 @@ class ADRNN(nn.Module):
                 negative_slope=negative_slope,
             ),
         )
-        self.linear = nn.Sequential(
-            nn.Linear(widths[-1] * (n_mels // pool_f), linear_dim),
-            nn.LeakyReLU(negative_slope),
+        self.linear = Dense(
+            widths[-1] * (n_mels // pool_f),
+            linear_dim,
+            after=linear_after,
+            negative_slope=negative_slope,
         )
         self.lstm = nn.LSTM(linear_dim, lstm_hidden, batch_first=True, bidirectional=True)
         self.pooling = AttentionPooling(
             2 * lstm_hidden, attention_dim=attention_dim, activation=attention_activation
         )
-        self.head = nn.Sequential(
-            nn.Linear(2 * lstm_hidden, fc_dim),
-            nn.BatchNorm1d(fc_dim),
-            nn.LeakyReLU(negative_slope),
-        )
+        self.head = Dense(2 * lstm_hidden, fc_dim, after=fc_after, negative_slope=negative_slope)
         self.classifier = nn.Linear(fc_dim, num_classes)
         self.embedding_dim = fc_dim
 

@@ -10,7 +10,9 @@ from torch import Tensor, nn
 from ser.models.blocks import (
     Activation,
     AttentionPooling,
+    Dense,
     OverlappingWindowLSTM,
+    Step,
     channels_last,
     check_input,
     frames_to_sequence,
@@ -21,14 +23,15 @@ class ASRNN(nn.Module):
     """ASRNN on ``(B, in_channels, frames, n_mels)`` segments; returns log-probabilities.
 
     conv blocks [3x3 conv -> max-pool -> BatchNorm -> ReLU] (widths ``conv_channels``, pools
-    ``pools``) -> per-frame linear to ``linear_dim`` -> windows of ``window`` frames every
-    ``shift`` frames, each encoded by one shared BiLSTM -> the window sequence goes to
-    (a) attention pooling and (b) an LSTM (last hidden state) -> concat -> FC ``fc_dim`` +
-    LeakyReLU + BatchNorm (the embedding) -> FC.
+    ``pools``; a ``(1, 1)`` pool means the block does not pool) -> per-frame linear to
+    ``linear_dim`` -> windows of ``window`` frames every ``shift`` frames, each encoded by
+    one shared BiLSTM -> the window sequence goes to (a) attention pooling and (b) an LSTM
+    (last hidden state) -> concat -> FC ``fc_dim`` (the embedding) -> FC.
 
-    Default pools: (2, 2) then (1, 2) twice, i.e. time is halved once (300 -> 150 frames,
-    29 windows of 10 at shift 5, each 100 ms long) while mel is reduced 40 -> 5. Pooling
-    time further would leave too few frames for overlapping 10-frame windows.
+    Defaults are the seed's reproduction (SEED.md): only the first block pools (2x2), so
+    ``(B, 3, 300, 40)`` becomes 150 frames of 128 maps x 20 bands = 2560 features and 29
+    windows of 10 frames at shift 5; BatchNorm after the 768-unit linear layer
+    (``linear_after``) and LeakyReLU then BatchNorm after the 64-unit one (``fc_after``).
     """
 
     def __init__(
@@ -40,15 +43,17 @@ class ASRNN(nn.Module):
         frames: int = 300,
         conv_channels: Sequence[int] = (64, 128, 128),
         kernel_size: int = 3,
-        pools: Sequence[Sequence[int]] = ((2, 2), (1, 2), (1, 2)),
+        pools: Sequence[Sequence[int]] = ((2, 2), (1, 1), (1, 1)),
         linear_dim: int = 768,
+        linear_after: Sequence[Step] = ("norm",),
         window: int = 10,
         shift: int = 5,
         window_hidden: int = 128,
         attention_dim: int = 1,
-        attention_activation: Activation = "sigmoid",
+        attention_activation: Activation = "relu",
         sequence_hidden: int = 256,
         fc_dim: int = 64,
+        fc_after: Sequence[Step] = ("act", "norm"),
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
@@ -60,12 +65,10 @@ class ASRNN(nn.Module):
         layers: list[nn.Module] = []
         t, f = frames, n_mels
         for c_in, c_out, (pool_t, pool_f) in zip(widths[:-1], widths[1:], pool_sizes, strict=True):
-            layers += [
-                nn.Conv2d(c_in, c_out, kernel_size, padding="same", bias=False),
-                nn.MaxPool2d((pool_t, pool_f)),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-            ]
+            layers.append(nn.Conv2d(c_in, c_out, kernel_size, padding="same", bias=False))
+            if (pool_t, pool_f) != (1, 1):
+                layers.append(nn.MaxPool2d((pool_t, pool_f)))
+            layers += [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
             t, f = t // pool_t, f // pool_f
         self.cnn = nn.Sequential(*layers)
         self.cnn_frames = t
@@ -74,7 +77,9 @@ class ASRNN(nn.Module):
         )
         if f < 1 or self.window_encoder.num_windows(t) < 1:
             raise ValueError(f"pools {pool_sizes} leave {t} frames x {f} bands: too small")
-        self.linear = nn.Linear(widths[-1] * f, linear_dim)
+        self.linear = Dense(
+            widths[-1] * f, linear_dim, after=linear_after, negative_slope=negative_slope
+        )
         self.pooling = AttentionPooling(
             self.window_encoder.output_size,
             attention_dim=attention_dim,
@@ -83,10 +88,11 @@ class ASRNN(nn.Module):
         self.sequence_lstm = nn.LSTM(
             self.window_encoder.output_size, sequence_hidden, batch_first=True
         )
-        self.head = nn.Sequential(
-            nn.Linear(self.window_encoder.output_size + sequence_hidden, fc_dim),
-            nn.LeakyReLU(negative_slope),
-            nn.BatchNorm1d(fc_dim),
+        self.head = Dense(
+            self.window_encoder.output_size + sequence_hidden,
+            fc_dim,
+            after=fc_after,
+            negative_slope=negative_slope,
         )
         self.classifier = nn.Linear(fc_dim, num_classes)
         self.embedding_dim = fc_dim

@@ -14,7 +14,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-Activation = Literal["sigmoid", "tanh"]
+Activation = Literal["relu", "sigmoid", "tanh"]
+Step = Literal["act", "norm"]
 
 
 def check_input(x: Tensor, in_channels: int, frames: int, n_mels: int) -> None:
@@ -161,17 +162,19 @@ class DilatedResidualBlock(nn.Module):
 class AttentionPooling(nn.Module):
     """Attention pooling over time: ``a_t = softmax_t(u . act(W h_t + b))``, ``sum_t a_t h_t``.
 
-    Defaults follow the released ACRNN code (sigmoid, attention size 1); ``attention_dim``
-    and ``activation`` are configurable.
+    Defaults follow SEED.md (the seed's PyTorch baselines): ``act`` = ReLU and attention size
+    1. Chen et al.'s TensorFlow code used sigmoid; ``"sigmoid"`` and ``"tanh"`` are options.
+    The seed averaged ``a_t h_t`` over ``t`` instead of summing; that constant factor ``1/T``
+    is absorbed by the next layer, so the sum (the formula) is used.
     """
 
     def __init__(
-        self, dim: int, *, attention_dim: int = 1, activation: Activation = "sigmoid"
+        self, dim: int, *, attention_dim: int = 1, activation: Activation = "relu"
     ) -> None:
         super().__init__()
-        activations = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+        activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
         if activation not in activations:
-            raise ValueError(f"activation must be 'sigmoid' or 'tanh', got {activation!r}")
+            raise ValueError(f"activation must be one of {sorted(activations)}, got {activation!r}")
         self.proj = nn.Linear(dim, attention_dim)
         self.act = activations[activation]()
         self.context = nn.Linear(attention_dim, 1, bias=False)
@@ -183,6 +186,55 @@ class AttentionPooling(nn.Module):
     def forward(self, h: Tensor) -> Tensor:
         """Pool ``(B, T, dim) -> (B, dim)``."""
         return torch.bmm(self.weights(h).unsqueeze(1), h).squeeze(1)
+
+
+class Dense(nn.Module):
+    """Linear layer followed by LeakyReLU and/or BatchNorm in a stated order.
+
+    ``after`` lists what follows the linear map, in order: ``("act", "norm")`` is
+    Linear -> LeakyReLU -> BatchNorm, ``("norm", "act")`` is Linear -> BatchNorm ->
+    LeakyReLU, ``("norm",)`` has no activation. The baselines differ exactly in this order
+    (SEED.md), so it is explicit rather than implied by a module list. Works on vectors
+    ``(B, D)`` and on frame sequences ``(B, T, D)``; for sequences BatchNorm's statistics
+    run over batch and time, per feature.
+
+    >>> layer = Dense(6, 4, after=("act", "norm"))
+    >>> layer(torch.randn(2, 5, 6)).shape
+    torch.Size([2, 5, 4])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        after: Sequence[Step] = ("act", "norm"),
+        negative_slope: float = 0.01,
+    ) -> None:
+        super().__init__()
+        steps = tuple(after)
+        if any(s not in ("act", "norm") for s in steps) or len(set(steps)) != len(steps):
+            raise ValueError(f"after must list 'act' and/or 'norm' at most once each, got {steps}")
+        self.steps = steps
+        self.linear = nn.Linear(in_features, out_features)
+        self.act = nn.LeakyReLU(negative_slope) if "act" in steps else None
+        self.norm = nn.BatchNorm1d(out_features) if "norm" in steps else None
+
+    def _normalise(self, x: Tensor) -> Tensor:
+        if x.dim() == 3:
+            return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.norm(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, [T,] in_features) -> (B, [T,] out_features)``."""
+        x = self.linear(x)
+        for step in self.steps:
+            x = self.act(x) if step == "act" else self._normalise(x)
+        return x
+
+    def extra_repr(self) -> str:
+        """Show the order of the steps in the module's repr."""
+        return f"after={self.steps}"
 
 
 class StatefulWindowLSTM(nn.Module):
