@@ -72,6 +72,36 @@ def test_seed_protocol_preset(compose_config, iemocap_tree):
     assert cfg.datamodule.batch_size == 30
 
 
+@pytest.mark.parametrize("experiment", ["seed_iemocap", "emodb_4class"])
+def test_presets_turn_on_the_original_preprocessing(compose_config, iemocap_tree, experiment):
+    data = [f"data.root={iemocap_tree.root}"] if experiment == "seed_iemocap" else []
+    base = compose_config(["data=iemocap", *data] if data else [])
+    cfg = compose_config([f"experiment={experiment}", *data])
+    assert base.features.peak_normalize is False and base.datamodule.padding == "mean"
+    assert cfg.features.peak_normalize is True and cfg.datamodule.padding == "zeros"
+    base_dm, dm = hydra.utils.instantiate(base.datamodule), hydra.utils.instantiate(cfg.datamodule)
+    assert type(dm.corpus) is type(base_dm.corpus)
+    assert dm.features.peak_normalize and not base_dm.features.peak_normalize
+    assert (dm.padding, base_dm.padding) == ("zeros", "mean")
+    # the same corpus with peak normalisation: other cache entries
+    assert dm.cache.directory != base_dm.cache.directory
+    assert dm.cache.meta["corpus"] == base_dm.cache.meta["corpus"]
+
+
+def test_data_iemocap_fixes_the_minority_class_to_hap(compose_config, data_overrides):
+    for data in ("iemocap", "emodb", "manifest"):
+        overrides, _ = data_overrides[data]
+        cfg = compose_config(overrides)
+        dm = hydra.utils.instantiate(cfg.datamodule)
+        assert cfg.datamodule.train_segments.minority_classes is None
+        if data == "iemocap":
+            assert list(cfg.data.minority_classes) == ["hap"]
+            assert dm.corpus.minority_classes == ("hap",)
+        else:  # the automatic choice
+            assert "minority_classes" not in cfg.data
+            assert dm.corpus.minority_classes is None
+
+
 def test_adrnn_uses_center_loss_by_default(compose_config):
     assert compose_config(["model=adrnn"]).model.center_loss is not None
     assert compose_config(["model=adsrnn"]).model.center_loss is None

@@ -13,6 +13,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from ser.data.audio import load_audio
+from ser.data.features import LogMel3D
 from ser.predict import CheckpointError, Predictor
 from ser.task import train
 
@@ -88,6 +90,45 @@ def test_long_recording_is_segmented_and_combined_like_evaluation(trained, emodb
     assert prediction.segment_starts_s == [0.0, pytest.approx((598 - 300) * 0.01)]
     by_max = np.max([list(p.values()) for p in prediction.segment_probs], axis=0)
     assert list(prediction.probs.values()) == pytest.approx(list(by_max / by_max.sum()), abs=1e-6)
+
+
+def test_original_preprocessing_travels_to_inference(compose_config, audio_dir, tmp_path):
+    """features.peak_normalize and datamodule.padding=zeros (experiment=seed_iemocap) come
+    from the checkpoint: predictions still equal the test step's."""
+    cfg = compose_config(
+        ["model=asrnn", "debug=fast", "trainer.max_epochs=3", "model.optimizer.lr=0.003",
+         "features.peak_normalize=true", "datamodule.padding=zeros",
+         f"datamodule.cache_dir={tmp_path / 'cache'}"],
+        run_dir=tmp_path / "run",
+    )  # fmt: skip
+    results = train(cfg)
+    checkpoint = Path(results["best_checkpoint"])
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=False)["ser"]
+    assert meta["padding"] == "zeros" and meta["features"]["peak_normalize"] is True
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    assert predictor.padding == "zeros" and predictor.features.peak_normalize
+    folder, names = audio_dir
+    files = [folder / f"{name}.wav" for name in names]  # 2 s: one padded segment each
+    expected = {p["id"]: p for p in results["predictions"]}
+    for path, prediction in zip(files, predictor.predict_files(files, progress=False), strict=True):
+        assert prediction.label == expected[path.stem]["pred"]
+        assert prediction.probs == pytest.approx(expected[path.stem]["probs"], abs=1e-5)
+    # what the network is fed: peak-normalised features, zero-padded before the z-score
+    fed = []
+    predictor.net.register_forward_pre_hook(lambda module, args: fed.append(args[0]))
+    wave, rate = sf.read(files[0], dtype="float32")
+    predictor(wave, rate)
+    predictor(0.2 * wave, rate)  # the recording's gain does not matter
+    audio = load_audio(files[0])
+    features = LogMel3D()(audio / audio.abs().max())  # (3, T, 40), T < 300
+    frames = features.shape[1]
+    mean, std = meta["normalizer"]["mean"][:, None], meta["normalizer"]["std"][:, None]
+    padded = torch.zeros(3, 300, 40)
+    padded[:, :frames] = features
+    for x in fed:
+        assert x.shape == (1, 3, 300, 40)
+        torch.testing.assert_close(x[0], (padded - mean) / std, rtol=1e-4, atol=1e-4)
+    assert fed[0][0, 0, frames:].abs().min() > 0.5  # mean padding (the default) holds 0
 
 
 def test_bad_checkpoints_are_one_clear_error(tmp_path):

@@ -8,7 +8,7 @@ probabilities (:mod:`ser.metrics`): ``val/uar``, ``val/wa``, ``val/seg_uar``,
 
 A checkpoint carries everything inference needs under ``checkpoint["ser"]``: class names,
 the network's constructor (target and arguments), feature config, normalisation
-statistics, segment length and the combination rule.
+statistics, padding mode, segment length and the combination rule.
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ class SERModule(L.LightningModule):
         self.data_meta = {
             "features": dm.features.config(),
             "normalizer": dm.normalizer.state_dict(),
+            "padding": dm.padding,
             "segment_frames": dm.segment_frames,
             "eval_segments": dm.eval_segments.spec(),
             "corpus": dm.corpus.name,

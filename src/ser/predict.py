@@ -16,9 +16,10 @@ Python::
     prediction.label, prediction.probs              # 'ang', {'ang': 0.71, 'sad': 0.05, ...}
 
 Everything comes from the checkpoint (``checkpoint["ser"]``, written by ``SERModule``): the
-network and its arguments, class names, feature config, the fold's normalisation statistics,
-segment length, evaluation segmenting and combination rule. A recording is segmented and
-combined exactly as the test split was, so a test utterance gets the test step's prediction.
+network and its arguments, class names, feature config (peak normalisation included), the
+fold's normalisation statistics and padding mode, segment length, evaluation segmenting and
+combination rule. A recording is segmented, padded and combined exactly as the test split
+was, so a test utterance gets the test step's prediction.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from ser.config import CONFIG_DIR, ConfigError, exit_on_user_error, require_comp
 from ser.data.audio import AudioError, conform, load_audio
 from ser.data.dataset import SegmentDataset, frame_store
 from ser.data.features import LogMel3D
-from ser.data.normalization import Normalizer
+from ser.data.normalization import Normalizer, check_padding
 from ser.data.segments import SegmentPolicy
 from ser.io import write_text_atomic
 from ser.metrics import combine_segments
@@ -85,6 +86,7 @@ class Predictor:
         segment_frames: segment length in frames.
         segments: evaluation segmenting policy.
         combine: ``max`` or ``mean`` over an utterance's segments.
+        padding: padding of short segments, ``mean`` or ``zeros`` (``datamodule.padding``).
         precision: Lightning precision of the evaluation (``bf16-mixed``: bf16 autocast on
             CUDA, as the test step ran).
         device: where the network runs.
@@ -101,6 +103,7 @@ class Predictor:
         segment_frames: int,
         segments: SegmentPolicy,
         combine: str,
+        padding: str = "mean",
         precision: str = "32-true",
         device: str | torch.device = "cpu",
         batch_size: int = 64,
@@ -113,6 +116,7 @@ class Predictor:
         self.segment_frames = segment_frames
         self.segments = segments
         self.combine = combine
+        self.padding = check_padding(padding)
         self.precision = precision
         self.batch_size = batch_size
 
@@ -152,6 +156,7 @@ class Predictor:
             segment_frames=meta["segment_frames"],
             segments=from_spec(meta["eval_segments"]),
             combine=meta["combine"],
+            padding=meta.get("padding", "mean"),  # checkpoints before the option: mean
             precision=meta.get("precision", "32-true"),
             device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
             batch_size=batch_size,
@@ -226,6 +231,7 @@ class Predictor:
             labels=torch.zeros(len(features), dtype=torch.long),
             table=table,
             length=self.segment_frames,
+            padding=self.normalizer.padding_frame(self.padding),
         )
         bf16 = self.precision.startswith("bf16") and self.device.type == "cuda"
         seg_probs = []

@@ -94,6 +94,32 @@ def test_a_changed_config_recomputes(wavs, tmp_path):
     assert report.computed == 2 and len(extract.calls) == 2
 
 
+def test_peak_normalisation_has_its_own_entries(wavs, tmp_path):
+    """features.peak_normalize changes the cache key: neither setting reads the other's."""
+    peak = LogMel3D(peak_normalize=True)
+    utts = utterances(wavs, NAMES[:3])
+    plain_cache, peak_cache = make_cache(tmp_path), make_cache(tmp_path, peak.config())
+    assert peak_cache.directory != plain_cache.directory
+    assert (
+        plain_cache.directory
+        == make_cache(tmp_path, LogMel3D(peak_normalize=False).config()).directory
+    )
+    plain_cache.fill(utts, CountingExtract(), progress=False)
+    calls = []
+
+    def extract_peak(utterance):
+        calls.append(utterance.id)
+        return peak(load_audio(utterance.path, min_samples=peak.win_length))
+
+    report = peak_cache.fill(utts, extract_peak, progress=False)
+    assert (report.computed, report.cached) == (3, 0) and calls == NAMES[:3]
+    for utt, plain, peaked in zip(utts, plain_cache.load(utts), peak_cache.load(utts), strict=True):
+        wave = load_audio(utt.path)
+        torch.testing.assert_close(peaked, peak(wave), rtol=0, atol=0)
+        torch.testing.assert_close(plain, FEATURES(wave), rtol=0, atol=0)
+        assert not torch.allclose(plain, peaked)  # Emo-DB's peaks are not 1
+
+
 def test_modifying_an_audio_file_invalidates_only_its_entry(wavs, tmp_path):
     cache, utts = make_cache(tmp_path / "cache"), utterances(wavs)
     cache.fill(utts, CountingExtract(), progress=False)

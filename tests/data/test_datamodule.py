@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from ser.config import CONFIG_DIR
 from ser.data import SERDataModule
 from ser.data.audio import AudioError
 from ser.data.balance import ClassWeightedLoss, FixedPerClass, WeightedSampler
-from ser.data.corpora import IEMOCAP, EmoDB, Manifest
+from ser.data.corpora import IEMOCAP, CorpusError, EmoDB, Manifest
 from ser.data.segments import PerClass, Sliding
 
 # shared/data/emodb/README.md: emotion letters of the 4-class subset, and the 10 speakers
@@ -268,3 +269,135 @@ def test_iemocap_fixture_fold(iemocap_tree, tmp_path):
     assert valid.max() < 300
     for row, v in enumerate(valid):
         assert (batch["x"][row, :, v:] == 0).all()
+
+
+# ------------------------------------------------------------- minority class
+
+
+def manifest_counts(manifest, speakers):
+    """Utterances per class of ``speakers``, read from the manifest CSV itself."""
+    rows = [line.split(",") for line in manifest.read_text().splitlines()[1:]]
+    return Counter(label for _, label, speaker, _ in rows if speaker in speakers)
+
+
+def small_dm(emodb_manifest, cache_dir, *, corpus_minority=None, **policy):
+    """The small Emo-DB manifest corpus, 60-frame segments: hop 50 for the minority."""
+    corpus = Manifest(manifest=emodb_manifest)
+    corpus.minority_classes = corpus_minority  # what data.minority_classes sets
+    return SERDataModule(
+        corpus=corpus,
+        fold=0,
+        cache_dir=cache_dir,
+        segment_frames=60,
+        train_segments=PerClass(default=Sliding(hop=1000), minority=Sliding(hop=50), **policy),
+        progress=False,
+    )
+
+
+def sliding_classes(dm):
+    """Classes whose training utterances got the minority policy's windows."""
+    table = dm.datasets["train"].table
+    return {
+        utterance.label
+        for u, utterance in enumerate(dm.utterances["train"])
+        if table.start[table.utterance == u].tolist() == [0, 50, 100, 138]
+    }
+
+
+def test_automatic_minority_choice_is_logged(emodb_manifest, tmp_path, caplog):
+    # training speakers 09 and 10: sad is relabelled until it is the rarest class
+    manifest = emodb_manifest.read_text().splitlines()
+    sad = [i for i, line in enumerate(manifest) if ",sad,09," in line or ",sad,10," in line]
+    manifest[sad[0]] = manifest[sad[0]].replace(",sad,", ",neu,")
+    emodb_manifest.write_text("\n".join(manifest) + "\n")
+    counts = manifest_counts(emodb_manifest, {"09", "10"})
+    rarest = min(counts, key=counts.__getitem__)
+    assert rarest == "sad" and sorted(counts.values())[:2] == [counts["sad"], counts["sad"] + 1]
+    dm = small_dm(emodb_manifest, tmp_path)
+    with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+        dm.prepare_data()
+        dm.setup("fit")
+    assert dm.minority_classes == ("sad",)
+    assert sliding_classes(dm) == {"sad"}
+    assert f"minority class(es) sad ({counts['sad']} training utterances) chosen automatically" in (
+        caplog.text
+    )
+
+
+def test_corpus_minority_classes_replace_the_automatic_choice(emodb_manifest, tmp_path, caplog):
+    counts = manifest_counts(emodb_manifest, {"09", "10"})
+    automatic = small_dm(emodb_manifest, tmp_path)
+    automatic.prepare_data()
+    automatic.setup("fit")
+    fixed = small_dm(emodb_manifest, tmp_path, corpus_minority=("neu",))
+    with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+        fixed.setup("fit")
+    assert automatic.minority_classes != ("neu",)  # ties: the first class in sorted order
+    assert fixed.minority_classes == ("neu",)
+    assert sliding_classes(fixed) == {"neu"}
+    assert f"neu ({counts['neu']} training utterances) fixed by data.minority_classes" in (
+        caplog.text
+    )
+    # the policy's own minority_classes come first
+    explicit = small_dm(
+        emodb_manifest, tmp_path, corpus_minority=("neu",), minority_classes=["hap", "sad"]
+    )
+    with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+        explicit.setup("fit")
+    assert sliding_classes(explicit) == {"hap", "sad"}
+    assert "fixed by datamodule.train_segments.minority_classes" in caplog.text
+
+
+def test_minority_class_outside_the_class_list_fails_at_construction(emodb_manifest, tmp_path):
+    with pytest.raises(CorpusError, match=r"data\.minority_classes=\['fru'\]: \['fru'\] not"):
+        small_dm(emodb_manifest, tmp_path, corpus_minority=("fru",))
+    with pytest.raises(CorpusError, match=r"datamodule\.train_segments\.minority_classes=null"):
+        small_dm(emodb_manifest, tmp_path, minority_classes=["hap", "fea"])
+
+
+def test_data_iemocap_fixes_hap_where_ang_is_the_rarest(
+    compose_config, iemocap_builder, tmp_path, caplog
+):
+    """The original augments hap; counted per fold, ang can be the rarest training class."""
+    root = tmp_path / "IEMOCAP_full_release"
+    truth = iemocap_builder(root)
+    # relabel the angry turns of sessions 1 and 2 as frustrated (fru is not a class)
+    moved = ("Ses01", "Ses02")
+    for session in (1, 2):
+        for path in (root / f"Session{session}" / "dialog" / "EmoEvaluation").glob("*.txt"):
+            if not path.name.startswith("."):
+                path.write_text(path.read_text().replace("\tang\t", "\tfru\t"))
+    corpus = IEMOCAP(root=root)
+
+    def train_counts(fold):
+        return Counter(
+            t.label
+            for t in truth
+            if t.has_wav and t.improvised and t.speaker in corpus.fold(fold).train
+            and not (t.label == "ang" and t.speaker.startswith(moved))
+            and t.label in ("ang", "sad", "hap", "neu")
+        )  # fmt: skip
+
+    fold = next(k for k in range(10) if min(train_counts(k).values()) == train_counts(k)["ang"])
+    counts = train_counts(fold)
+    assert counts["ang"] < min(counts["hap"], counts["sad"], counts["neu"])
+
+    def setup(*overrides):
+        cfg = compose_config(["data=iemocap", f"data.root={root}", f"fold={fold}", *overrides])
+        dm = instantiate(cfg.datamodule, cache_dir=tmp_path / "cache", progress=False)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+            dm.prepare_data()
+            dm.setup("fit")
+        return dm
+
+    fixed = setup()
+    assert fixed.corpus.minority_classes == ("hap",)
+    assert fixed.minority_classes == ("hap",)
+    assert f"hap ({counts['hap']} training utterances) fixed by data.minority_classes" in (
+        caplog.text
+    )
+    assert setup("experiment=seed_iemocap").minority_classes == ("hap",)
+    automatic = setup("data.minority_classes=null")
+    assert automatic.minority_classes == ("ang",)
+    assert f"ang ({counts['ang']} training utterances) chosen automatically" in caplog.text

@@ -68,6 +68,27 @@ def test_padding_frames_are_exactly_zero(split):
     assert int(dataset.table.valid[0]) == 120  # the short utterance is padded
 
 
+def test_padding_frames_hold_the_given_padding(split):
+    dataset, frames, offsets, _ = split
+    pad = -torch.arange(3 * 40, dtype=torch.float32).reshape(3, 40) - 0.5
+    padded = SegmentDataset(
+        frames=frames,
+        offsets=torch.tensor(offsets),
+        labels=dataset.labels,
+        table=dataset.table,
+        length=L,
+        padding=pad,
+    )
+    batch = padded.__getitems__(range(len(padded)))
+    plain = dataset.__getitems__(range(len(dataset)))
+    for row in range(len(padded)):
+        valid = int(padded.table.valid[row])
+        assert torch.equal(batch["x"][row, :, :valid], plain["x"][row, :, :valid])
+        assert torch.equal(batch["x"][row, :, valid:], pad[:, None].expand(3, L - valid, 40))
+    assert int(padded.table.valid[0]) == 120  # the short utterance is padded
+    assert torch.equal(padded[0]["x"], batch["x"][0])  # single items too
+
+
 def test_single_item_equals_the_batched_path(split):
     dataset, *_ = split
     batch = dataset.__getitems__(list(range(len(dataset))))

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchaudio
 
-from ser.data.features import LogMel3D
+from ser.data.features import LogMel3D, peak_normalize
 
 SR = 16000
 WIN = SR * 25 // 1000  # 25 ms frames
@@ -122,3 +122,44 @@ def test_bad_options():
         LogMel3D(window="triangle")
     with pytest.raises(ValueError, match="n_fft"):
         LogMel3D(win_ms=50.0)
+
+
+# ------------------------------------------------------------- peak normalisation (option)
+
+
+def test_peak_normalize_equals_the_features_of_the_peak_normalised_waveform(wave):
+    loud = wave * 3.7
+    by_hand = torch.from_numpy(loud.double().numpy() / np.abs(loud.double().numpy()).max())
+    assert by_hand.abs().max().item() == pytest.approx(1.0)
+    assert peak_normalize(loud).abs().max().item() == pytest.approx(1.0)
+    torch.testing.assert_close(peak_normalize(loud), by_hand.float())
+    out = LogMel3D(peak_normalize=True)(loud)
+    torch.testing.assert_close(out, LogMel3D()(by_hand.float()), rtol=1e-5, atol=1e-4)
+    # it changes the features, and makes them independent of the gain
+    assert not torch.allclose(out, LogMel3D()(loud), atol=1e-2)
+    torch.testing.assert_close(
+        LogMel3D(peak_normalize=True)(wave * 0.05), out, rtol=1e-5, atol=1e-4
+    )
+
+
+def test_peak_normalize_is_per_waveform_in_a_batch(wave):
+    extract = LogMel3D(peak_normalize=True)
+    batch = extract(torch.stack([wave, 10 * wave.flip(0)]))
+    torch.testing.assert_close(batch[0], extract(wave))
+    torch.testing.assert_close(batch[1], extract(wave.flip(0)), rtol=1e-5, atol=1e-4)
+
+
+def test_peak_normalize_of_silence_is_finite():
+    silence = torch.zeros(2, SR // 2)
+    assert torch.equal(peak_normalize(silence), silence)
+    out = LogMel3D(peak_normalize=True)(silence)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, LogMel3D()(silence))
+
+
+def test_peak_normalize_is_in_config_only_when_on():
+    base = LogMel3D().config()
+    on = LogMel3D(peak_normalize=True).config()
+    assert "peak_normalize" not in base  # the default keeps the cache key of earlier versions
+    assert on == {**base, "peak_normalize": True}
+    assert LogMel3D(**on).peak_normalize and not LogMel3D(**base).peak_normalize

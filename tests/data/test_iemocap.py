@@ -87,6 +87,14 @@ def test_merge_exc_relabels_excited_as_happy(iemocap_tree, scripted):
     assert len(corpus.utterances) > len(without.utterances)
 
 
+def test_minority_classes_option(iemocap_tree):
+    # None (the default in Python): the data module's automatic choice; data=iemocap: hap
+    assert IEMOCAP(root=iemocap_tree.root).minority_classes is None
+    corpus = IEMOCAP(root=iemocap_tree.root, minority_classes=["hap"])
+    assert corpus.minority_classes == ("hap",)
+    assert parsed(corpus) == parsed(IEMOCAP(root=iemocap_tree.root))  # the same utterances
+
+
 def test_custom_class_set_keeps_its_order(iemocap_tree):
     classes = ("xxx", "fru", "exc")
     corpus = IEMOCAP(root=iemocap_tree.root, classes=classes, include_scripted=True)

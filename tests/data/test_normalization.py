@@ -75,6 +75,17 @@ def test_no_training_frame_is_an_error():
         fit_normalizer(torch.ones(5, 3, 4), np.zeros(5, dtype=np.int64))
 
 
+def test_padding_frame_of_each_mode():
+    mean = torch.tensor([[1.0, -4.0], [0.5, 2.0], [-3.0, 0.0]])
+    std = torch.tensor([[2.0, 4.0], [0.5, 1.0], [3.0, 10.0]])
+    normalizer = Normalizer(mean=mean, std=std)
+    assert normalizer.padding_frame("mean") is None  # the dataset's zeros: the training mean
+    expected = torch.tensor([[-0.5, 1.0], [-1.0, -2.0], [1.0, 0.0]])  # -mean / std by hand
+    assert torch.equal(normalizer.padding_frame("zeros"), expected)
+    with pytest.raises(ValueError, match=r"datamodule\.padding='edge': choose one of mean, zeros"):
+        normalizer.padding_frame("edge")
+
+
 # ------------------------------------------------------------- through SERDataModule
 
 
@@ -176,3 +187,46 @@ def test_weights_follow_the_segments(tmp_path):
     normalizer = fit_normalizer(frames, frame_weights(table, np.array([0]), 10))
     # frames 5..9 (value 3) are in both segments: mean (5*1 + 10*3) / 15
     assert normalizer.mean.item() == pytest.approx(35 / 15)
+
+
+@pytest.mark.parametrize("padding", ["mean", "zeros"])
+def test_padding_modes_pad_short_segments_and_keep_padding_out_of_the_statistics(
+    emodb_manifest, tmp_path, padding
+):
+    dm = datamodule(emodb_manifest, tmp_path / "cache", padding=padding)
+    extract = LogMel3D()
+    raw = {
+        split: [extract(load_audio(u.path)) for u in dm.utterances[split]]  # (3, T, 40) each
+        for split in ("train", "test")
+    }
+    # statistics of the training frames alone (2 s files: each frame in one segment)
+    train = torch.cat([f.permute(1, 0, 2) for f in raw["train"]]).double()
+    mean, std = train.mean(0).float(), train.std(0, unbiased=False).float()
+    torch.testing.assert_close(dm.normalizer.mean, mean, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(dm.normalizer.std, std, rtol=1e-4, atol=1e-4)
+    for split in ("train", "test"):
+        ds = dm.datasets[split]
+        x = ds.__getitems__(list(range(len(ds))))["x"]
+        for row, utt in enumerate(ds.table.utterance.tolist()):
+            features = raw[split][utt]
+            frames = features.shape[1]
+            assert frames < 300 and ds.table.valid[row] == frames
+            padded = torch.zeros(3, 300, 40)
+            if padding == "zeros":  # the original: pad with zeros, then the z-score
+                padded[:, :frames] = features
+                expected = (padded - mean[:, None]) / std[:, None]
+            else:  # the z-score, then zeros (the training mean)
+                padded[:, :frames] = (features - mean[:, None]) / std[:, None]
+                expected = padded
+            torch.testing.assert_close(x[row], expected, rtol=1e-3, atol=1e-3)
+        pad = x[:, :, -1]  # the last frame of every (short) segment is padding
+        if padding == "zeros":
+            torch.testing.assert_close(pad, (-mean / std).expand_as(pad), rtol=1e-4, atol=1e-4)
+            assert (pad.abs() > 0.1).any()
+        else:
+            assert (pad == 0).all()
+
+
+def test_unknown_padding_is_a_clear_error(emodb_manifest, tmp_path):
+    with pytest.raises(ValueError, match=r"datamodule\.padding='same': choose one of mean, zeros"):
+        SERDataModule(corpus=Manifest(manifest=emodb_manifest), fold=0, padding="same")

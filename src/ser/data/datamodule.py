@@ -18,7 +18,7 @@ from ser.data.corpora import Corpus, CorpusError, Utterance
 from ser.data.dataset import SegmentDataset, collate_segments, frame_store
 from ser.data.features import LogMel3D
 from ser.data.folds import Fold
-from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
+from ser.data.normalization import Normalizer, check_padding, fit_normalizer, frame_weights
 from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, Sliding
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,15 @@ class SERDataModule(L.LightningDataModule):
         cache_dir: root of the feature cache.
         segment_frames: segment length (300 frames = 3 s).
         train_segments: training segmenting policy (default: first+last, sliding with hop 100
-            for the minority class).
+            for the minority class). The minority classes of a :class:`PerClass` policy are,
+            in this order: its ``minority_classes``, the corpus's (``data.minority_classes``,
+            ``[hap]`` in ``conf/data/iemocap.yaml``), or else the class with the fewest
+            training utterances of the fold. The choice is logged at ``setup``.
         eval_segments: validation/test policy (default: first+last).
+        padding: how segments shorter than ``segment_frames`` are padded. ``mean`` (default):
+            zeros after the z-score, i.e. the training mean; ``zeros``: zero features before
+            the z-score, as the original did, i.e. ``-mean / std`` after it. The statistics
+            exclude padding either way; checkpoints carry the choice to inference.
         balance: class-balance strategy for training.
         batch_size: training batch size.
         eval_batch_size: validation/test batch size (default: ``batch_size``).
@@ -70,6 +77,7 @@ class SERDataModule(L.LightningDataModule):
         segment_frames: int = 300,
         train_segments: SegmentPolicy | None = None,
         eval_segments: SegmentPolicy | None = None,
+        padding: str = "mean",
         balance: Balance | None = None,
         batch_size: int = 30,
         eval_batch_size: int | None = None,
@@ -92,6 +100,7 @@ class SERDataModule(L.LightningDataModule):
         self.segment_frames = segment_frames
         self.train_segments = train_segments or PerClass(default=FirstLast(), minority=Sliding())
         self.eval_segments = eval_segments or FirstLast()
+        self.padding = check_padding(padding)
         self.balance = balance or NoBalance()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -100,6 +109,8 @@ class SERDataModule(L.LightningDataModule):
         self.skip_bad_audio = skip_bad_audio
         self.seed = seed
         self.progress = progress
+        self._fixed_minority()  # a class outside data.classes fails here, before extraction
+        self.minority_classes: tuple[str, ...] | None = None  # the fold's, set by setup()
         self.normalizer: Normalizer | None = None
         self.class_weights: torch.Tensor | None = None
         self.utterances: dict[str, list[Utterance]] = {}
@@ -159,10 +170,9 @@ class SERDataModule(L.LightningDataModule):
                 )
             split_index[split] = index
             self.utterances[split] = [usable[i] for i in index]
-            policy = self.train_segments if split == "train" else self.eval_segments
-            tables[split] = policy.segment(
-                lengths[index], [usable[i].label for i in index], length=self.segment_frames
-            )
+            labels = [usable[i].label for i in index]
+            policy = self._train_policy(labels) if split == "train" else self.eval_segments
+            tables[split] = policy.segment(lengths[index], labels, length=self.segment_frames)
 
         train_labels = np.array([label_index[u.label] for u in self.utterances["train"]])
         seg_labels = train_labels[tables["train"].utterance]
@@ -180,6 +190,7 @@ class SERDataModule(L.LightningDataModule):
         self._sampler = self.balance.sampler(seg_labels, self.num_classes, self.seed)
 
         offsets_t = torch.from_numpy(offsets)
+        padding = self.normalizer.padding_frame(self.padding)
         for split in SPLITS:
             labels = torch.tensor([label_index[u.label] for u in self.utterances[split]])
             self.datasets[split] = SegmentDataset(
@@ -188,8 +199,55 @@ class SERDataModule(L.LightningDataModule):
                 labels=labels,
                 table=tables[split],
                 length=self.segment_frames,
+                padding=padding,
             )
         log.info("%s", self.summary())
+
+    def _fixed_minority(self) -> tuple[tuple[str, ...] | None, str]:
+        """Minority classes fixed by the config, and the option that fixed them.
+
+        ``(None, "")`` when nothing fixes them (the automatic choice) or the training policy
+        is not :class:`PerClass`.
+        """
+        policy = self.train_segments
+        if not isinstance(policy, PerClass):
+            return None, ""
+        if policy.minority_classes is not None:
+            chosen, source = policy.minority_classes, "datamodule.train_segments.minority_classes"
+        elif self.corpus.minority_classes is not None:
+            chosen, source = tuple(self.corpus.minority_classes), "data.minority_classes"
+        else:
+            return None, ""
+        unknown = [c for c in chosen if c not in self.classes]
+        if unknown:
+            raise CorpusError(
+                f"{source}={list(chosen)}: {unknown} not among the classes of "
+                f"{self.corpus.name} {list(self.classes)}; name classes of data.classes, or set "
+                f"{source}=null for the automatic choice (the class with the fewest training "
+                "utterances)"
+            )
+        return chosen, source
+
+    def _train_policy(self, labels: list[str]) -> SegmentPolicy:
+        """The training policy with this fold's minority classes settled, and logged."""
+        policy = self.train_segments
+        if not isinstance(policy, PerClass):
+            return policy
+        counts = Counter(labels)
+        chosen, source = self._fixed_minority()
+        if chosen is None:
+            chosen = policy.resolve_minority(labels)
+            how = "chosen automatically (the fewest training utterances)"
+        else:
+            how = f"fixed by {source}"
+        log.info(
+            "%s fold %d: minority class(es) %s %s; their training segments: %r",
+            self.corpus.name, self.fold_index,
+            ", ".join(f"{c} ({counts[c]} training utterances)" for c in chosen), how,
+            policy.minority,
+        )  # fmt: skip
+        self.minority_classes = chosen
+        return PerClass(default=policy.default, minority=policy.minority, minority_classes=chosen)
 
     def _drop_bad(self, utterances: list[Utterance], report: FillReport) -> list[Utterance]:
         if not report.bad:

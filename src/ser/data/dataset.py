@@ -23,7 +23,9 @@ class SegmentDataset(Dataset):
         offsets: first frame of each split utterance in ``frames``.
         labels: class index of each split utterance.
         table: the split's segments (``utterance`` indexes the split's utterances).
-        length: segment length in frames; frames past ``table.valid`` are zeros.
+        length: segment length in frames.
+        padding: what the frames past ``table.valid`` hold, ``(channels, n_mels)``
+            (:meth:`ser.data.normalization.Normalizer.padding_frame`); ``None``: zeros.
     """
 
     def __init__(
@@ -34,11 +36,13 @@ class SegmentDataset(Dataset):
         labels: torch.Tensor,
         table: SegmentTable,
         length: int,
+        padding: torch.Tensor | None = None,
     ) -> None:
         self.frames = frames
         self.labels = labels
         self.table = table
         self.length = length
+        self.padding = padding
         self._begin = offsets[torch.from_numpy(table.utterance)] + torch.from_numpy(table.start)
         self._valid = torch.from_numpy(table.valid)
         self._utterance = torch.from_numpy(table.utterance)
@@ -56,6 +60,8 @@ class SegmentDataset(Dataset):
         inside = self._steps < self._valid[seg, None]  # (B, length)
         rows = torch.where(inside, self._begin[seg, None] + self._steps, 0)
         x = self.frames[rows].mul_(inside[..., None, None])  # (B, length, 3, n_mels)
+        if self.padding is not None:
+            x[~inside] = self.padding
         utt = self._utterance[seg]
         return {
             "x": x.permute(0, 2, 1, 3).contiguous(),

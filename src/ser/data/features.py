@@ -7,6 +7,9 @@ built from torchaudio, with deltas over N=2 frames each side. Two small differen
 torchaudio's triangular filters are evaluated on the exact mel scale rather than snapped to
 FFT bins, and the last partial frame is dropped rather than zero-padded, so a waveform of
 ``n`` samples gives ``1 + (n - win) // hop`` frames (``win`` = 400, ``hop`` = 160 at 16 kHz).
+
+``peak_normalize=True`` first divides each waveform by its largest absolute sample, as the
+original did before ``logfbank`` (off by default; ``experiment=seed_iemocap`` turns it on).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class LogMel3D(nn.Module):
         delta_width: N of the regression deltas (window ``2N + 1``).
         window: frame window, ``rectangular`` (logfbank's default), ``hann`` or ``hamming``.
         log_floor: energies are clamped to this before the log (silent frames stay finite).
+        peak_normalize: divide each waveform by its peak ``max |x|`` first (the original's
+            preprocessing; all-zero audio is left as it is). It makes the features
+            independent of the recording's gain.
 
     Example:
         >>> extract = LogMel3D()
@@ -50,6 +56,7 @@ class LogMel3D(nn.Module):
         delta_width: int = 2,
         window: str = "rectangular",
         log_floor: float = 1e-10,
+        peak_normalize: bool = False,
     ) -> None:
         super().__init__()
         if window not in WINDOWS:
@@ -63,6 +70,7 @@ class LogMel3D(nn.Module):
         self.delta_width = delta_width
         self.window = window
         self.log_floor = log_floor
+        self.peak_normalize = bool(peak_normalize)
         self.win_length = round(sample_rate * win_ms / 1000)
         self.hop_length = round(sample_rate * hop_ms / 1000)
         if self.win_length > n_fft:
@@ -80,8 +88,12 @@ class LogMel3D(nn.Module):
         )
 
     def config(self) -> dict:
-        """The parameters that determine the output (cache key, checkpoints)."""
-        return {
+        """The parameters that determine the output (cache key, checkpoints).
+
+        ``peak_normalize`` is listed only when on, so the default keeps the cache key (and
+        cached features) of the versions before the option; when on, the key differs.
+        """
+        config = {
             "sample_rate": self.sample_rate,
             "n_mels": self.n_mels,
             "win_ms": self.win_ms,
@@ -92,6 +104,9 @@ class LogMel3D(nn.Module):
             "window": self.window,
             "log_floor": self.log_floor,
         }
+        if self.peak_normalize:
+            config["peak_normalize"] = True
+        return config
 
     def num_frames(self, num_samples: int) -> int:
         """Frames produced for ``num_samples`` input samples."""
@@ -104,6 +119,8 @@ class LogMel3D(nn.Module):
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         wave = waveform.float()
+        if self.peak_normalize:
+            wave = peak_normalize(wave)
         if self.preemphasis:
             wave = torchaudio.functional.preemphasis(wave, coeff=self.preemphasis)
         # torch.stft frames n_fft samples with the window centred in them; padding by the
@@ -116,3 +133,16 @@ class LogMel3D(nn.Module):
         delta = torchaudio.functional.compute_deltas(static, win_length=width)
         delta2 = torchaudio.functional.compute_deltas(delta, win_length=width)
         return torch.stack([static, delta, delta2], dim=-3).transpose(-1, -2).contiguous()
+
+
+def peak_normalize(waveform: torch.Tensor) -> torch.Tensor:
+    """``waveform`` ``(..., samples)`` divided by its largest absolute sample (per waveform).
+
+    An all-zero waveform is returned unchanged (no division by zero).
+
+    Example:
+        >>> peak_normalize(torch.tensor([0.1, -0.4, 0.2]))
+        tensor([ 0.2500, -1.0000,  0.5000])
+    """
+    peak = waveform.abs().amax(dim=-1, keepdim=True)
+    return waveform / torch.where(peak > 0, peak, torch.ones_like(peak))

@@ -1,4 +1,9 @@
-"""Z-score normalisation per channel and mel band, fitted on a fold's training segments."""
+"""Z-score normalisation per channel and mel band, fitted on a fold's training segments.
+
+Segments shorter than their length are padded at the end; :data:`PADDINGS` are the two ways
+(``datamodule.padding``), and :meth:`Normalizer.padding_frame` gives the value a padded frame
+holds in the normalised segment. The statistics never include padding, in either mode.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,28 @@ class Normalizer:
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> Normalizer:
         return cls(mean=state["mean"].float(), std=state["std"].float())
+
+    def padding_frame(self, padding: str) -> torch.Tensor | None:
+        """The normalised value of a padded frame ``(channels, n_mels)`` for ``padding``.
+
+        ``mean``: ``None``, i.e. zeros after the z-score (the training mean);
+        ``zeros``: the z-score of zero features, ``-mean / std`` (the original's padding).
+        """
+        check_padding(padding)
+        return None if padding == "mean" else self(torch.zeros_like(self.mean))
+
+
+#: how short segments are padded: ``mean`` pads the normalised features with zeros (the
+#: training mean; this project's default), ``zeros`` pads the raw features with zeros before
+#: the z-score (the original's), so the padding becomes ``-mean / std``
+PADDINGS = ("mean", "zeros")
+
+
+def check_padding(padding: str) -> str:
+    """``padding`` if it is one of :data:`PADDINGS`, else a ``ValueError`` naming them."""
+    if padding not in PADDINGS:
+        raise ValueError(f"datamodule.padding={padding!r}: choose one of {', '.join(PADDINGS)}")
+    return padding
 
 
 def frame_weights(table: SegmentTable, offsets: np.ndarray, total_frames: int) -> np.ndarray:

@@ -107,7 +107,9 @@ class PerClass(SegmentPolicy):
         default: policy of most classes.
         minority: policy of the minority classes.
         minority_classes: their names; ``None`` picks the class with the fewest utterances
-            among those being segmented (the training split: 'hap' on IEMOCAP improvised).
+            among those being segmented (:meth:`resolve_minority`). :class:`SERDataModule`
+            first takes the corpus's choice (``data.minority_classes``, IEMOCAP: ``hap``)
+            and logs the classes it uses.
     """
 
     def __init__(

@@ -46,6 +46,9 @@ class Corpus(ABC):
 
     #: short name used in cache keys, logs and result files
     name: str = "corpus"
+    #: classes that get the minority segmenting policy in training (``data.minority_classes``);
+    #: ``None``: the data module picks the class with the fewest training utterances
+    minority_classes: tuple[str, ...] | None = None
 
     def __init__(self, *, root: str | Path, classes: list[str] | tuple[str, ...]) -> None:
         self.root = Path(root).expanduser()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -33,6 +34,11 @@ class IEMOCAP(Corpus):
         classes: label codes to keep, in output order.
         include_scripted: also keep scripted dialogs.
         merge_exc: relabel ``exc`` (excited) as ``hap`` before selecting classes.
+        minority_classes: the classes that get the minority (sliding) segmenting policy in
+            training; ``None``: the class with the fewest training utterances of the fold.
+            ``data=iemocap`` sets ``[hap]``, the original's choice: the automatic one picks
+            ``ang`` on folds whose training speakers have fewer ``ang`` than ``hap``
+            utterances (289 and 284 in all).
 
     Example:
         >>> corpus = IEMOCAP(root="/data/IEMOCAP_full_release")  # doctest: +SKIP
@@ -49,10 +55,12 @@ class IEMOCAP(Corpus):
         classes: list[str] | tuple[str, ...] = ("ang", "sad", "hap", "neu"),
         include_scripted: bool = False,
         merge_exc: bool = False,
+        minority_classes: Sequence[str] | None = None,
     ) -> None:
         super().__init__(root=root, classes=classes)
         self.include_scripted = include_scripted
         self.merge_exc = merge_exc
+        self.minority_classes = None if minority_classes is None else tuple(minority_classes)
 
     def _sessions(self) -> list[Path]:
         sessions = sorted(p for p in self.root.glob("Session[0-9]*") if p.is_dir())
