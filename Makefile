@@ -2,10 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Use the shared Emo-DB copy when it exists (tests, CI, offline runs); otherwise data/emodb,
-# which train.py downloads on first use.
+# Use the shared Emo-DB and EMOVO copies when they exist (tests, CI, offline runs); otherwise
+# data/emodb, which train.py downloads on first use, and data/emovo (EMOVO has no download).
 EMODB_ROOT ?= $(if $(wildcard ../shared/data/emodb/wav),$(abspath ../shared/data/emodb),data/emodb)
 export SER_EMODB_ROOT := $(EMODB_ROOT)
+EMOVO_ROOT ?= $(if $(wildcard ../shared/data/emovo/f1),$(abspath ../shared/data/emovo),data/emovo)
+export SER_EMOVO_ROOT := $(EMOVO_ROOT)
 # Extra overrides for train/sweep, e.g. make train ARGS="model=acrnn fold=3"
 ARGS ?=
 # glibc: keep freed memory for reuse instead of returning every large tensor to the system

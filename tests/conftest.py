@@ -1,4 +1,4 @@
-"""Shared fixtures: the shared Emo-DB copy, its feature cache, and a mock IEMOCAP tree.
+"""Shared fixtures: shared Emo-DB and EMOVO copies, Emo-DB's feature cache, a mock IEMOCAP tree.
 
 The IEMOCAP tree follows ``shared/docs/IEMOCAP.md`` ("Fixtures"): it keeps everything of a
 real copy a loader could trip on, and returns the ground truth it wrote so tests compute
@@ -47,6 +47,21 @@ def emodb_cache_dir(emodb_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     corpus = EmoDB(root=emodb_root, download=False)
     SERDataModule(corpus=corpus, fold=0, cache_dir=cache_dir, progress=False).prepare_data()
     return cache_dir
+
+
+# ----------------------------------------------------------------------------- EMOVO
+
+
+@pytest.fixture(scope="session")
+def emovo_root() -> Path:
+    """The shared EMOVO copy (``SER_EMOVO_ROOT`` or ``<repo>/../shared/data/emovo``)."""
+    root = Path(os.environ.get("SER_EMOVO_ROOT") or REPO.parent / "shared" / "data" / "emovo")
+    if not (root / "f1").is_dir():
+        pytest.fail(
+            f"no EMOVO copy at {root} (expected {root}/f1/rab-f1-b1.wav ...): set "
+            "SER_EMOVO_ROOT to a folder holding f1/ .. m3/"
+        )
+    return root
 
 
 def write_tone(path: Path, *, seconds: float, freq: float, sample_rate: int = 16000, seed=0):

@@ -2,7 +2,8 @@
 
 from ser.data.corpora.base import Corpus, CorpusError, Utterance
 from ser.data.corpora.emodb import EmoDB
+from ser.data.corpora.emovo import EMOVO
 from ser.data.corpora.iemocap import IEMOCAP
 from ser.data.corpora.manifest import Manifest
 
-__all__ = ["IEMOCAP", "Corpus", "CorpusError", "EmoDB", "Manifest", "Utterance"]
+__all__ = ["EMOVO", "IEMOCAP", "Corpus", "CorpusError", "EmoDB", "Manifest", "Utterance"]
