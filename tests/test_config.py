@@ -97,9 +97,11 @@ def test_data_iemocap_fixes_the_minority_class_to_hap(compose_config, data_overr
         if data == "iemocap":
             assert list(cfg.data.minority_classes) == ["hap"]
             assert dm.corpus.minority_classes == ("hap",)
-        else:  # the automatic choice
-            assert "minority_classes" not in cfg.data
+        else:  # the automatic choice, overridable like any corpus option
+            assert cfg.data.minority_classes is None
             assert dm.corpus.minority_classes is None
+            fixed = compose_config([*overrides, "data.minority_classes=[sad]"])
+            assert hydra.utils.instantiate(fixed.datamodule).corpus.minority_classes == ("sad",)
 
 
 def test_adrnn_uses_center_loss_by_default(compose_config):

@@ -144,6 +144,20 @@ def test_bad_checkpoints_are_one_clear_error(tmp_path):
         Predictor.from_checkpoint(garbage)
 
 
+def test_checkpoint_of_an_older_layout_is_one_clear_error(trained, tmp_path):
+    """Weights named as before the Dense layers (``linear.0.weight``) are refused clearly."""
+    _, best = trained
+    checkpoint = torch.load(best, map_location="cpu", weights_only=False)
+    checkpoint["state_dict"] = {
+        k.replace("net.linear.linear.", "net.linear.0."): v
+        for k, v in checkpoint["state_dict"].items()
+    }
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    with pytest.raises(CheckpointError, match=r"old\.ckpt: .*older network layout.*retrain"):
+        Predictor.from_checkpoint(old)
+
+
 def run_predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "ser.predict", *args],

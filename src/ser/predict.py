@@ -141,13 +141,17 @@ class Predictor:
         class_names = meta["class_names"]
         net = from_spec(meta["net"], num_classes=len(class_names))
         prefix = "net."
-        net.load_state_dict(
-            {
-                k[len(prefix) :]: v
-                for k, v in checkpoint["state_dict"].items()
-                if k.startswith(prefix)
-            }
-        )
+        weights = {
+            k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+        }
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"{path}: its weights do not fit this version's {type(net).__name__} (a "
+                "checkpoint of an older network layout, e.g. a baseline trained before the "
+                f"SEED.md layout fix); retrain it with train.py ({str(err).splitlines()[0]})"
+            ) from err
         return cls(
             net=net,
             class_names=class_names,

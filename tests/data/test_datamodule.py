@@ -282,8 +282,7 @@ def manifest_counts(manifest, speakers):
 
 def small_dm(emodb_manifest, cache_dir, *, corpus_minority=None, **policy):
     """The small Emo-DB manifest corpus, 60-frame segments: hop 50 for the minority."""
-    corpus = Manifest(manifest=emodb_manifest)
-    corpus.minority_classes = corpus_minority  # what data.minority_classes sets
+    corpus = Manifest(manifest=emodb_manifest, minority_classes=corpus_minority)
     return SERDataModule(
         corpus=corpus,
         fold=0,

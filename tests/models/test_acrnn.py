@@ -23,6 +23,8 @@ def test_tensor_layout_is_seed_md() -> None:
     assert layout.linear_out == (2, 150, 768)
     torch.testing.assert_close(layout.linear_out_mean, torch.zeros(768), atol=1e-4, rtol=0)
     assert layout.lstm_in == [(2, 150, 768)]
+    model = ACRNN()
+    assert model.linear.steps == ("act", "norm") and model.head[1].steps == ("act", "norm")
 
 
 def test_default_configuration() -> None:

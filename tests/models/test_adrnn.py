@@ -23,6 +23,8 @@ def test_tensor_layout_is_seed_md() -> None:
     assert layout.linear_out == (2, 75, 768)
     torch.testing.assert_close(layout.linear_out_mean, torch.zeros(768), atol=1e-4, rtol=0)
     assert layout.lstm_in == [(2, 75, 768)]
+    model = ADRNN()
+    assert model.linear.steps == ("act", "norm") and model.head.steps == ("act", "norm")
 
 
 def test_default_configuration() -> None:
@@ -40,7 +42,7 @@ def test_default_configuration() -> None:
 
 
 def test_embedding_is_the_center_loss_feature() -> None:
-    """embed is the 64-unit (here 8) FC + BN + LeakyReLU output that feeds the classifier."""
+    """embed is the 64-unit (here 8) FC + LeakyReLU + BN output that feeds the classifier."""
     model = small_net("adrnn").eval()
     x = small_input("adrnn", 3)
     with torch.no_grad():

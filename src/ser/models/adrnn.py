@@ -30,7 +30,10 @@ class ADRNN(nn.Module):
     Defaults are the seed's reproduction (SEED.md): the pool is (time 4, mel 2), the
     original code's "(2, 4)" read in its (mel, time) layout, so ``(B, 3, 300, 40)`` becomes
     75 frames of 256 maps x 20 bands = 5120 features; LeakyReLU then BatchNorm after the
-    768- and the 64-unit layers (``linear_after``, ``fc_after``).
+    768- and the 64-unit layers (``linear_after``, ``fc_after``). SEED.md's text gives
+    "FC + LeakyReLU" for both and BatchNorm on the 64-unit one; the BatchNorm on the 768-unit
+    layer is the seed's code as issue 10's review of it reported, and the order follows
+    ACRNN's stated "LeakyReLU + BatchNorm".
 
     ``embed`` is the ``fc_dim`` vector, the feature that the center loss pulls together.
     """

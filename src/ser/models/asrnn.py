@@ -31,7 +31,9 @@ class ASRNN(nn.Module):
     Defaults are the seed's reproduction (SEED.md): only the first block pools (2x2), so
     ``(B, 3, 300, 40)`` becomes 150 frames of 128 maps x 20 bands = 2560 features and 29
     windows of 10 frames at shift 5; BatchNorm after the 768-unit linear layer
-    (``linear_after``) and LeakyReLU then BatchNorm after the 64-unit one (``fc_after``).
+    (``linear_after``; SEED.md's text names only the linear map, the BatchNorm is the seed's
+    code as issue 10's review of it reported) and LeakyReLU then BatchNorm after the 64-unit
+    one (``fc_after``, as SEED.md states).
     """
 
     def __init__(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -50,13 +51,20 @@ class Corpus(ABC):
     #: ``None``: the data module picks the class with the fewest training utterances
     minority_classes: tuple[str, ...] | None = None
 
-    def __init__(self, *, root: str | Path, classes: list[str] | tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        *,
+        root: str | Path,
+        classes: list[str] | tuple[str, ...],
+        minority_classes: Sequence[str] | None = None,
+    ) -> None:
         self.root = Path(root).expanduser()
         if not classes:
             raise CorpusError(f"{self.name}: the class list is empty; give at least two classes")
         if len(set(classes)) != len(classes):
             raise CorpusError(f"{self.name}: duplicate class names in {list(classes)}")
         self.classes: tuple[str, ...] = tuple(classes)
+        self.minority_classes = None if minority_classes is None else tuple(minority_classes)
 
     def prepare(self) -> None:
         """Make the corpus available locally (download it where the corpus supports that)."""

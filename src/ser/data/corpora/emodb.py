@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from ser.data.corpora.base import Corpus, CorpusError, Utterance
@@ -44,6 +45,9 @@ class EmoDB(Corpus):
         download: fetch and unpack ``url`` into ``root`` when ``root/wav`` is missing.
         url: where the official archive is (a mirror or ``file://`` path works too).
         sha256: expected digest of the archive, checked when given.
+        minority_classes: classes that get the minority (sliding) segmenting policy in
+            training (``data.minority_classes``); ``None``: the class with the fewest
+            training utterances of the fold.
 
     Example:
         >>> corpus = EmoDB(root="../shared/data/emodb", download=False)
@@ -61,8 +65,9 @@ class EmoDB(Corpus):
         download: bool = True,
         url: str = OFFICIAL_URL,
         sha256: str | None = None,
+        minority_classes: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(root=root, classes=classes)
+        super().__init__(root=root, classes=classes, minority_classes=minority_classes)
         unknown = sorted(set(self.classes) - set(EMOTIONS.values()))
         if unknown:
             raise CorpusError(

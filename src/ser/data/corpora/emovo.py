@@ -70,8 +70,7 @@ class EMOVO(Corpus):
         classes: list[str] | tuple[str, ...] = ("ang", "sad", "hap", "neu"),
         minority_classes: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(root=root, classes=classes)
-        self.minority_classes = None if minority_classes is None else tuple(minority_classes)
+        super().__init__(root=root, classes=classes, minority_classes=minority_classes)
         unknown = sorted(set(self.classes) - set(EMOTIONS.values()))
         if unknown:
             raise CorpusError(

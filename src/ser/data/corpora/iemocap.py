@@ -57,10 +57,9 @@ class IEMOCAP(Corpus):
         merge_exc: bool = False,
         minority_classes: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(root=root, classes=classes)
+        super().__init__(root=root, classes=classes, minority_classes=minority_classes)
         self.include_scripted = include_scripted
         self.merge_exc = merge_exc
-        self.minority_classes = None if minority_classes is None else tuple(minority_classes)
 
     def _sessions(self) -> list[Path]:
         sessions = sorted(p for p in self.root.glob("Session[0-9]*") if p.is_dir())

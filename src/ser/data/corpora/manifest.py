@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from ser.data.corpora.base import Corpus, CorpusError, Utterance
@@ -36,6 +37,9 @@ class Manifest(Corpus):
         manifest: the CSV file.
         root: base folder of relative paths (default: the manifest's folder).
         classes: labels to keep, in output order (default: every label, sorted).
+        minority_classes: classes that get the minority (sliding) segmenting policy in
+            training (``data.minority_classes``); ``None``: the class with the fewest
+            training utterances of the fold.
     """
 
     name = "manifest"
@@ -46,6 +50,7 @@ class Manifest(Corpus):
         manifest: str | Path,
         root: str | Path | None = None,
         classes: list[str] | tuple[str, ...] | None = None,
+        minority_classes: Sequence[str] | None = None,
     ) -> None:
         self.manifest = Path(manifest).expanduser()
         if not self.manifest.is_file():
@@ -56,7 +61,11 @@ class Manifest(Corpus):
         self.rows = self._read()
         labels = sorted({row["label"] for row in self.rows})
         base = Path(root).expanduser() if root is not None else self.manifest.parent
-        super().__init__(root=base, classes=classes if classes is not None else labels)
+        super().__init__(
+            root=base,
+            classes=classes if classes is not None else labels,
+            minority_classes=minority_classes,
+        )
 
     @property
     def cache_identity(self) -> str:
