@@ -264,6 +264,12 @@ def build_emodb_manifest(
 
 
 @pytest.fixture
+def manifest_builder():
+    """:func:`build_emodb_manifest` itself, for tests that need other speakers."""
+    return build_emodb_manifest
+
+
+@pytest.fixture
 def emodb_manifest(emodb_root: Path, tmp_path: Path) -> Path:
     """A manifest corpus of 4 Emo-DB speakers (03, 08, 09, 10), 2 files per class each.
 

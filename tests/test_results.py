@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ser.results import aggregate, collect, paired_comparison, write_summary
+from ser.results import aggregate, collect, latest_protocol, paired_comparison, write_summary
 
 CLASSES = ["ang", "sad", "hap", "neu"]
 
@@ -128,3 +128,41 @@ def test_runs_of_other_settings_in_the_folder_are_left_out(tmp_path):
     assert summary.models["acrnn"].uar == {0: 0.6, 1: 0.6, 2: 0.6}
     assert len(summary.settings["left_out"]) == 3
     assert all(p.endswith("-old") for p in summary.settings["left_out"])
+
+
+def fake_failure(model: str, fold: int, *, protocol: str | None = None) -> dict:
+    return {
+        "model": model,
+        "fold": fold,
+        "error": "NonFiniteLossError",
+        "message": f"training loss is nan at step {fold}\nsecond line",
+        "log": f"/runs/{model}-fold{fold}/sweep.log",
+        "protocol_hash": protocol,
+        "path": f"/runs/{model}-fold{fold}/error.json",
+    }
+
+
+def test_failed_runs_are_named_apart_from_missing_ones(tmp_path):
+    runs = [fake_run("adsrnn", f, ADSRNN[f]) for f in range(10) if f not in (3, 7)]
+    summary = aggregate(runs, failures=[fake_failure("adsrnn", 7), fake_failure("acrnn", 0)])
+    model = summary.models["adsrnn"]
+    assert (model.missing_folds, model.failed_folds, model.n_folds) == ([3], [7], 8)
+    write_summary(summary, tmp_path)
+    (row,) = csv.DictReader((tmp_path / "summary.csv").open())
+    assert (row["missing_folds"], row["failed_folds"]) == ("3", "7")
+    text = (tmp_path / "summary.md").read_text()
+    assert "8/10 (missing 3; failed 7)" in text
+    assert "## Failed runs (2)" in text
+    assert "| acrnn-fold0 | NonFiniteLossError: training loss is nan at step 0 |" in text
+    assert "second line" not in text and "/runs/adsrnn-fold7/sweep.log" in text
+
+
+def test_failures_of_other_settings_are_left_out_with_their_runs():
+    runs = [fake_run("adsrnn", f, 0.5) | {"protocol_hash": "new"} for f in range(2)]
+    old, new = fake_failure("adsrnn", 2, protocol="old"), fake_failure("adsrnn", 3, protocol="new")
+    kept, failed, left_out = latest_protocol(runs, [old, new])
+    assert (kept, failed, left_out) == (runs, [new], [])
+    # a sweep whose every run failed is the newest, even next to older finished runs
+    newest = fake_failure("adsrnn", 0, protocol="newer") | {"mtime": 2.0}
+    dated = [r | {"mtime": 1.0} for r in runs]
+    assert latest_protocol(dated, [newest]) == ([], [newest], dated)

@@ -1,4 +1,5 @@
-"""sweep.py end to end on the shared Emo-DB copy: summary, resumption, kill, launchers."""
+"""sweep.py end to end on the shared Emo-DB copy: summary, resumption, kill, launchers,
+folds that follow the corpus, failing runs."""
 
 import csv
 import json
@@ -17,11 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def sweep(tmp_path, emodb_root, emodb_cache_dir):
-    """Run ``sweep.py`` (debug preset) in ``tmp_path``; returns (process, sweep folder)."""
-    sweep_dir = tmp_path / "sweeps" / "debug-emodb"
+    """Run ``sweep.py`` (debug preset) in ``tmp_path``; returns (process, sweep folder).
+
+    ``returncode`` is the exit code the run must have; ``data`` names the sweep folder
+    (``sweeps/debug-<data>``) and a corpus other than Emo-DB gets a cache of its own.
+    """
     env = os.environ | {"SER_EMODB_ROOT": str(emodb_root), "SER_CACHE_DIR": str(emodb_cache_dir)}
 
-    def _run(*args: str, wait: bool = True):
+    def _run(*args: str, wait: bool = True, returncode: int = 0, data: str = "emodb"):
+        sweep_dir = tmp_path / "sweeps" / f"debug-{data}"
+        if data != "emodb":
+            env["SER_CACHE_DIR"] = str(tmp_path / "cache")
         command = [
             sys.executable,
             str(REPO / "sweep.py"),
@@ -37,7 +44,7 @@ def sweep(tmp_path, emodb_root, emodb_cache_dir):
         result = subprocess.run(
             command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
         )
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == returncode, result.stderr[-3000:]
         return result, sweep_dir
 
     return _run
@@ -118,6 +125,7 @@ def test_train_multirun_gives_the_same_artifacts_and_a_wandb_summary(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "sweep: 2 runs (1 model x 2 folds x 1 seed)" in result.stdout + result.stderr
     check_summary(sweep_dir, ["asrnn"], [0, 1])
     (summary_run,) = (sweep_dir / "wandb").glob("offline-run-*")
     record = read_wandb_run(next(summary_run.glob("*.wandb")))
@@ -177,3 +185,108 @@ def test_parallel_launcher_refuses_more_gpus_per_job_than_visible(tmp_path, emod
         "lower gpus_per_job or set CUDA_VISIBLE_DEVICES"
     ]
     assert not list(tmp_path.rglob("results.json"))
+
+
+def test_the_fold_list_follows_the_corpus(sweep, emodb_root, tmp_path, manifest_builder):
+    speakers = ("03", "08", "09", "10", "11", "12")
+    manifest = manifest_builder(emodb_root, tmp_path / "corpus6", speakers=speakers, per_class=1)
+    result, sweep_dir = sweep(
+        "data=manifest", f"data.manifest={manifest}", "model=asrnn", data="manifest"
+    )
+    folds = list(range(len(speakers)))
+    plan = f"sweep: {len(folds)} runs (1 model x {len(folds)} folds x 1 seed)"
+    assert plan in result.stdout + result.stderr
+    check_summary(sweep_dir, ["asrnn"], folds)
+    tested = {f: r["test_speakers"] for (_, f), r in results_of(sweep_dir).items()}
+    assert sorted(s for ss in tested.values() for s in ss) == list(speakers)
+
+
+@pytest.mark.parametrize("data", ["emovo", "manifest"])
+def test_the_plan_counts_every_model_and_fold_of_the_corpus(
+    data, emodb_root, emovo_root, tmp_path, monkeypatch, manifest_builder
+):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ser.config import CONFIG_DIR
+    from ser.sweep import plan_sweep
+
+    monkeypatch.setenv("SER_EMOVO_ROOT", str(emovo_root))
+    if data == "emovo":
+        overrides, n_folds = ["data=emovo"], len([p for p in emovo_root.iterdir() if p.is_dir()])
+    else:
+        speakers = ("03", "08", "09", "10", "11")
+        manifest = manifest_builder(emodb_root, tmp_path / "c", speakers=speakers)
+        overrides, n_folds = ["data=manifest", f"data.manifest={manifest}"], len(speakers)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("sweep", overrides=overrides, return_hydra_config=True)
+        line = plan_sweep(cfg, "sweep").line()
+    GlobalHydra.instance().clear()
+    assert line == f"sweep: {4 * n_folds} runs (4 models x {n_folds} folds x 1 seed)"
+
+
+@pytest.mark.parametrize("data", ["emodb", "manifest"])
+def test_an_invalid_fold_is_refused_before_anything_runs(
+    tmp_path, emodb_root, manifest_builder, data
+):
+    from ser.data.corpora import EmoDB
+
+    if data == "emodb":
+        args, speakers = [], EmoDB(root=emodb_root, download=False).speakers
+    else:
+        speakers = ["03", "08", "09", "10", "11", "12"]
+        manifest = manifest_builder(emodb_root, tmp_path / "corpus", speakers=speakers)
+        args = ["data=manifest", f"data.manifest={manifest}"]
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    bad = len(speakers)
+    command = [sys.executable, str(REPO / "sweep.py"), "debug=fast", "model=asrnn",
+               f"fold={bad},1", *args]  # fmt: skip
+    env = os.environ | {"SER_EMODB_ROOT": str(emodb_root)}
+    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr[-3000:]
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: fold={bad} is out of range for {data}: valid folds are ")
+    assert f"0..{len(speakers) - 1} " in error
+    assert all(f"test {s}" in error for s in speakers)
+    assert "sweep: run" not in result.stderr
+    assert not list(workdir.iterdir())  # nothing written: no sweep folder, no run folder
+
+
+@pytest.mark.parametrize("launcher", ["basic", "ser_local"])
+def test_a_failing_run_does_not_stop_the_sweep_and_a_rerun_retries_it(sweep, tmp_path, launcher):
+    args = ["model=asrnn", "fold=0,1", f"hydra/launcher={launcher}"]
+    if launcher == "ser_local":
+        args.append("hydra.launcher.n_jobs=2")
+    failing = tmp_path / "sweeps" / "debug-emodb" / "asrnn-fold0"  # the first run fails
+    failing.mkdir(parents=True)
+    (failing / "checkpoints").write_text("a file where the checkpoint folder goes")
+    result, sweep_dir = sweep(*args, returncode=1)
+    log = result.stdout + result.stderr
+    assert set(results_of(sweep_dir)) == {("asrnn", 1)}
+    record = json.loads(
+        (failing / "error.json").read_text(), parse_constant=lambda c: pytest.fail(c)
+    )
+    assert (record["model"], record["fold"], record["error"]) == ("asrnn", 0, "FileExistsError")
+    assert str(failing / "checkpoints") in record["message"]
+    assert record["message"] in Path(record["log"]).read_text()  # the log has the traceback
+    (row,) = csv.DictReader((sweep_dir / "summary.csv").open())
+    assert (row["n_folds"], row["failed_folds"]) == ("1", "0")
+    assert "0" not in row["missing_folds"].split()
+    summary = (sweep_dir / "summary.md").read_text()
+    assert "## Failed runs (1)" in summary and "| asrnn-fold0 | FileExistsError: " in summary
+    assert "1 run(s) failed" in log and "asrnn-fold0: FileExistsError" in log
+    if launcher == "ser_local":
+        assert f"failed, see {failing / 'error.json'}" in log
+
+    done = (sweep_dir / "asrnn-fold1" / "results.json").stat().st_mtime_ns
+    (failing / "checkpoints").unlink()  # the cause is fixed: the same command retries
+    result, _ = sweep(*args)
+    log = result.stdout + result.stderr
+    assert log.count("results.json with the same config exists") == 1
+    assert (sweep_dir / "asrnn-fold1" / "results.json").stat().st_mtime_ns == done
+    assert not (failing / "error.json").exists()
+    check_summary(sweep_dir, ["asrnn"], [0, 1])
+    (row,) = csv.DictReader((sweep_dir / "summary.csv").open())
+    assert row["failed_folds"] == ""

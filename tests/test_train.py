@@ -1,7 +1,10 @@
 """train.py end to end on the shared Emo-DB copy (debug preset), resume, DDP, W&B, errors."""
 
+import csv
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +14,7 @@ import torch
 from wandb_records import read_wandb_run
 
 from ser.data.corpora import EmoDB
+from ser.module import NonFiniteLossError
 from ser.task import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,3 +235,26 @@ def test_multinode_takes_the_node_count_from_slurm(compose_config, monkeypatch):
     cfg = compose_config(["hardware=multinode"])
     assert cfg.trainer.num_nodes == 3 and isinstance(cfg.trainer.num_nodes, int)
     assert cfg.trainer.strategy == "ddp"
+
+
+def test_a_diverging_learning_rate_stops_the_run_at_its_first_non_finite_loss(
+    compose_config, tmp_path
+):
+    run_dir = tmp_path / "diverge"
+    overrides = ["debug=fast", "model=asrnn", "optimizer=adamw", "model.optimizer.lr=1e6"]
+    cfg = compose_config([*overrides, "trainer.max_epochs=20"], run_dir=run_dir)
+    with pytest.raises(NonFiniteLossError) as error:
+        train(cfg)
+    message = str(error.value)
+    step = int(re.search(r"at step (\d+) ", message).group(1))
+    # debug=fast logs the loss every step: the run stopped at the first non-finite one
+    losses = {
+        int(row["step"]): float(row["train/loss"])
+        for row in csv.DictReader((run_dir / "csv" / "metrics.csv").open())
+        if row["train/loss"]
+    }
+    assert sorted(losses) == list(range(step)) and all(map(math.isfinite, losses.values()))
+    last = re.search(r"last finite loss: (\S+),", message).group(1)
+    assert float(last) == pytest.approx(losses[step - 1], rel=1e-5)
+    assert "learning rate 1e+06" in message
+    assert not (run_dir / "results.json").exists()

@@ -60,14 +60,26 @@ def _seed_suffix(seed: int, count: int) -> str:
     return "" if int(count) == 1 else f"-seed{seed}"
 
 
+def _fold_range(data: Any) -> str:
+    """Sweep values of ``fold``: every fold of the corpus that the ``data`` config describes.
+
+    Without ``fold=...`` on the command line a sweep follows the corpus (10 folds for
+    Emo-DB, 6 for EMOVO, K for a manifest) instead of a fixed list.
+    """
+    import hydra
+
+    return f"range({len(hydra.utils.instantiate(data).folds())})"
+
+
 def register_resolvers() -> None:
-    """The ``ser.*`` resolvers the configs use (GPU choice, W&B mode, seed sweeps)."""
+    """The ``ser.*`` resolvers the configs use (GPU choice, W&B mode, seed and fold sweeps)."""
     resolvers = {
         "ser.if_gpu": lambda on_gpu, otherwise: on_gpu if _gpu_visible() else otherwise,
         "ser.require_gpu": _require_gpu,
         "ser.wandb_offline": _wandb_offline,
         "ser.seed_range": _seed_range,
         "ser.seed_suffix": _seed_suffix,
+        "ser.fold_range": _fold_range,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

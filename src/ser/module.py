@@ -14,6 +14,7 @@ statistics, padding mode, segment length and the combination rule.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,59 @@ from ser.metrics import COMBINE, UtteranceMetrics
 from ser.specs import spec
 
 NetFactory = Callable[..., nn.Module]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite: the run stops instead of training on."""
+
+
+class LossGuard:
+    """Stops training at the first NaN or infinite training loss.
+
+    :meth:`update` keeps, on the loss's device and without a host sync, the step, loss and
+    learning rate of the first non-finite loss and the last finite loss before it.
+    :meth:`check` reads them (one sync) and raises :class:`NonFiniteLossError`. Checking
+    every step would stall the GPU queue once per step, so :class:`SERModule` checks every
+    step on the CPU (where reading costs nothing), every ``trainer.log_every_n_steps`` steps
+    on an accelerator (when Lightning copies the logged loss to the host anyway), and
+    before every validation and at the end of training, so no checkpoint, score or result
+    ever comes from a diverged model.
+    """
+
+    def __init__(self) -> None:
+        #: [first non-finite step (-1: none), its loss, last finite loss, learning rate]
+        self.state: Tensor | None = None
+
+    def update(self, loss: Tensor, *, step: int, lr: float) -> None:
+        loss = loss.detach().float()
+        if self.state is None:
+            self.state = torch.tensor([-1.0, math.nan, math.nan, math.nan], device=loss.device)
+        first_step, bad_loss, last_finite, bad_lr = self.state
+        healthy = first_step < 0
+        finite = torch.isfinite(loss)
+        first = healthy & ~finite
+        self.state = torch.stack(
+            [
+                torch.where(first, float(step), first_step),
+                torch.where(first, loss, bad_loss),
+                torch.where(healthy & finite, loss, last_finite),
+                torch.where(first, float(lr), bad_lr),
+            ]
+        )
+
+    def check(self) -> None:
+        """Raise :class:`NonFiniteLossError` if a non-finite loss was seen."""
+        if self.state is None:
+            return
+        step, loss, last_finite, lr = self.state.tolist()
+        if step < 0:
+            return
+        before = "none before it" if math.isnan(last_finite) else f"{last_finite:.6g}"
+        raise NonFiniteLossError(
+            f"training loss is {loss} at step {int(step)} (last finite loss: {before}, "
+            f"learning rate {lr:.3g}): training diverged; lower optimizer.lr or set "
+            "trainer.gradient_clip_val"
+        )
 
 
 def net_spec(factory: NetFactory) -> dict[str, Any]:
@@ -109,6 +163,7 @@ class SERModule(L.LightningModule):
         self.test_metrics: UtteranceMetrics | None = None
         self.data_meta: dict[str, Any] = {}
         self.test_results: dict[str, Any] | None = None
+        self.loss_guard = LossGuard()
 
     # ------------------------------------------------------------------ set-up
     def setup(self, stage: str) -> None:
@@ -164,6 +219,8 @@ class SERModule(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         y = batch["y"]
         loss, nll, log_probs = self.compute_loss(batch["x"], y)
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.loss_guard.update(loss, step=self.global_step, lr=lr)
         self.train_acc.update(log_probs, y)
         batch_size = len(y)
         # Not on the progress bar: showing it would copy it to the host every step.
@@ -175,6 +232,17 @@ class SERModule(L.LightningModule):
             "train/seg_uar", self.train_acc, on_step=False, on_epoch=True, batch_size=batch_size
         )
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        every = max(1, self.trainer.log_every_n_steps)
+        if self.device.type == "cpu" or self.global_step % every == 0:
+            self.loss_guard.check()
+
+    def on_validation_start(self) -> None:
+        self.loss_guard.check()
+
+    def on_train_end(self) -> None:
+        self.loss_guard.check()
 
     def on_train_start(self) -> None:
         # The sanity check's partial validation must not count as a best score; a resumed

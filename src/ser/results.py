@@ -2,7 +2,8 @@
 
 Per model, the per-fold test UAR (mean over seeds when a fold was run with several seeds)
 is reported as mean +- sample standard deviation over folds, with WA and per-class recall
-alongside. Missing folds are named, never silently averaged away. Each model is compared
+alongside. Missing folds are named, never silently averaged away, and so are failed runs
+(an ``error.json`` in the run folder), apart from the missing ones. Each model is compared
 with the reference model (ADSRNN) on the folds both have: mean difference, Wilcoxon
 signed-rank and paired t-test p-values.
 
@@ -35,7 +36,10 @@ from ser.text import csv_text
 log = logging.getLogger(__name__)
 
 MODEL_ORDER = ("adsrnn", "acrnn", "adrnn", "asrnn")
-CSV_COLUMNS = ("model", "n_folds", "missing_folds", "uar_mean", "uar_std", "wa_mean", "wa_std")
+CSV_COLUMNS = (
+    "model", "n_folds", "missing_folds", "failed_folds", "uar_mean", "uar_std", "wa_mean",
+    "wa_std",
+)  # fmt: skip
 
 
 @dataclass
@@ -47,8 +51,9 @@ class ModelSummary:
     wa: dict[int, float]
     recall: dict[str, float]  # class -> mean recall over folds
     confusion: np.ndarray  # counts summed over folds and seeds
-    missing_folds: list[int]
+    missing_folds: list[int]  # neither a result nor a failure
     seeds: dict[int, int]  # fold -> number of seeds
+    failed_folds: list[int] = field(default_factory=list)  # a run (any seed) failed
 
     @property
     def n_folds(self) -> int:
@@ -83,12 +88,16 @@ class Summary:
     models: dict[str, ModelSummary]
     comparisons: list[Comparison] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)  # error.json records
 
 
-def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """Every ``results.json`` under ``sweep_dir`` (one per finished run), oldest first."""
+def collect(sweep_dir: str | Path, name: str = "results.json") -> list[dict[str, Any]]:
+    """Every ``name`` file under ``sweep_dir`` (one per finished run), oldest first.
+
+    ``name="error.json"`` gives the failed runs (see :func:`ser.task.record_failure`).
+    """
     runs = []
-    for path in sorted(Path(sweep_dir).glob("**/results.json")):
+    for path in sorted(Path(sweep_dir).glob(f"**/{name}")):
         try:
             results = json.loads(path.read_text())
         except json.JSONDecodeError as err:
@@ -98,15 +107,21 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda r: r["mtime"])
 
 
-def latest_protocol(runs: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
-    """``(kept, left_out)``: the runs sharing the newest run's ``protocol_hash``, and the rest.
+def latest_protocol(
+    runs: Sequence[dict[str, Any]], failures: Sequence[dict[str, Any]] = ()
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """``(kept, failed, left_out)``: the runs sharing the ``protocol_hash`` of the newest
+    run or failure, the failures of that protocol, and the other runs.
 
     A sweep folder may hold runs of an earlier sweep with other settings (another training
-    length, width, corpus option); they are left out rather than averaged in.
+    length, width, corpus option); they are left out rather than averaged in, and so are
+    their failures. A failure whose config did not resolve (no hash) always counts.
     """
-    protocol = runs[-1].get("protocol_hash")
+    dated = sorted([*runs, *failures], key=lambda r: r.get("mtime", 0))  # stable
+    protocol = dated[-1].get("protocol_hash") if dated else None
     kept = [r for r in runs if r.get("protocol_hash") == protocol]
-    return kept, [r for r in runs if r.get("protocol_hash") != protocol]
+    failed = [f for f in failures if f.get("protocol_hash") in (protocol, None)]
+    return kept, failed, [r for r in runs if r.get("protocol_hash") != protocol]
 
 
 def paired_comparison(
@@ -129,6 +144,7 @@ def paired_comparison(
 def aggregate(
     runs: Sequence[dict[str, Any]],
     *,
+    failures: Sequence[dict[str, Any]] = (),
     reference: str = "adsrnn",
     expected_folds: Sequence[int] | None = None,
 ) -> Summary:
@@ -136,13 +152,14 @@ def aggregate(
 
     Args:
         runs: parsed ``results.json`` dicts (:func:`collect`).
+        failures: parsed ``error.json`` dicts of failed runs (``collect(dir, "error.json")``).
         reference: the model the others are compared with (when present).
         expected_folds: folds that should exist (default: every fold of the corpus,
             ``range(n_folds)`` from the results).
     """
+    runs, failures, left_out = latest_protocol(runs, failures)
     if not runs:
-        raise ValueError("no results.json found: nothing to aggregate")
-    runs, left_out = latest_protocol(runs)
+        raise ValueError("no results.json of the newest settings found: nothing to aggregate")
     if left_out:
         log.warning(
             "left out %d run(s) with other settings than the newest run: %s",
@@ -158,6 +175,9 @@ def aggregate(
     expected = list(expected_folds) if expected_folds is not None else list(range(n_folds))
     by_model: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     folds: dict[int, list[str]] = {}
+    failed: dict[str, set[int]] = defaultdict(set)
+    for failure in failures:
+        failed[failure.get("model")].add(failure.get("fold"))
     for run in runs:
         by_model[run["model"]][run["fold"]].append(run)
         folds[run["fold"]] = run["test_speakers"]
@@ -175,8 +195,9 @@ def aggregate(
                 for c in classes
             },
             confusion=confusion,
-            missing_folds=[f for f in expected if f not in per_fold],
+            missing_folds=[f for f in expected if f not in per_fold and f not in failed[model]],
             seeds={f: len(rs) for f, rs in per_fold.items()},
+            failed_folds=sorted(failed[model]),
         )
     comparisons = []
     if reference in models:
@@ -192,7 +213,13 @@ def aggregate(
         "command": runs[-1].get("command"),
     }
     return Summary(
-        classes, dict(sorted(folds.items())), len(expected), models, comparisons, settings
+        classes,
+        dict(sorted(folds.items())),
+        len(expected),
+        models,
+        comparisons,
+        settings,
+        failures=list(failures),
     )
 
 
@@ -221,6 +248,7 @@ def summary_rows(summary: Summary) -> list[dict[str, Any]]:
                 "model": model,
                 "n_folds": s.n_folds,
                 "missing_folds": " ".join(map(str, s.missing_folds)),
+                "failed_folds": " ".join(map(str, s.failed_folds)),
                 "uar_mean": uar_mean,
                 "uar_std": uar_std,
                 "wa_mean": wa_mean,
@@ -243,9 +271,14 @@ def summary_markdown(summary: Summary) -> str:
         "|---|---|---|---|" + "---|" * len(summary.classes),
     ]
     for row, s in zip(summary_rows(summary), summary.models.values(), strict=True):
+        absent = [
+            f"{what} {','.join(map(str, which))}"
+            for what, which in (("missing", s.missing_folds), ("failed", s.failed_folds))
+            if which
+        ]
         folds = f"{s.n_folds}/{summary.n_folds_expected}"
-        if s.missing_folds:
-            folds += f" (missing {','.join(map(str, s.missing_folds))})"
+        if absent:
+            folds += f" ({'; '.join(absent)})"
         recalls = " | ".join(_pct(row[f"recall_{c}"]) for c in summary.classes)
         lines.append(
             f"| {row['model']} | {folds} | {_pct(row['uar_mean'])} +- {_pct(row['uar_std'])} | "
@@ -271,6 +304,7 @@ def summary_markdown(summary: Summary) -> str:
                 f"| {c.model} - {c.reference} | {len(c.folds)} | {_pct(c.mean_difference)} | "
                 f"{_p(c.wilcoxon_p)} | {_p(c.ttest_p)} |"
             )
+    lines += failures_markdown(summary.failures)
     lines += ["", f"protocol hash: {summary.settings.get('protocol_hash')}"]
     lines += [f"command of the newest run: `{summary.settings.get('command')}`"]
     if summary.settings.get("left_out"):
@@ -280,6 +314,23 @@ def summary_markdown(summary: Summary) -> str:
         ]
     lines.append("")
     return "\n".join(lines)
+
+
+def failure_line(failure: dict[str, Any]) -> str:
+    """``asrnn-fold1: NonFiniteLossError: <first line of the message>``."""
+    message = (failure.get("message") or "").splitlines() or [""]
+    return f"{Path(failure['path']).parent.name}: {failure.get('error')}: {message[0]}"
+
+
+def failures_markdown(failures: Sequence[dict[str, Any]]) -> list[str]:
+    """The 'Failed runs' section: run folder, error, and the log holding the traceback."""
+    if not failures:
+        return []
+    lines = ["", f"## Failed runs ({len(failures)})", "", "| run | error | log |", "|---|---|---|"]
+    for failure in failures:
+        run, error = failure_line(failure).replace("|", "\\|").split(": ", 1)
+        lines.append(f"| {run} | {error} | {failure.get('log') or failure['path']} |")
+    return lines
 
 
 def write_summary(summary: Summary, sweep_dir: str | Path) -> list[Path]:
@@ -324,11 +375,13 @@ def aggregate_cli(argv: Sequence[str]) -> int:
         print(f"error: no results.json under {args.sweep_dir}", file=sys.stderr)
         return 2
     try:
-        summary = aggregate(runs, reference=args.reference)
+        summary = aggregate(
+            runs, failures=collect(args.sweep_dir, "error.json"), reference=args.reference
+        )
     except (ValueError, KeyError) as err:
         print(f"error: {args.sweep_dir}: cannot aggregate ({err!r})", file=sys.stderr)
         return 2
     paths = write_summary(summary, args.sweep_dir)
     print(summary_markdown(summary))
     print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return 1 if summary.failures else 0

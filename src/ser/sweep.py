@@ -1,4 +1,5 @@
-"""Sweep support: Hydra callbacks that report progress and aggregate a finished multirun.
+"""Sweep support: Hydra callbacks that check and count a multirun's runs before any starts,
+report progress, and aggregate the finished multirun (failed runs named apart).
 
 Configured in ``conf/hydra/default.yaml`` so that ``python sweep.py`` and
 ``python train.py -m ...`` produce the same artifacts.
@@ -6,37 +7,126 @@ Configured in ``conf/hydra/default.yaml`` so that ``python sweep.py`` and
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hydra
+from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ser.results import aggregate, collect, summary_markdown, write_summary
+from ser.config import exit_on_user_error
+from ser.errors import ConfigError
+from ser.results import (
+    aggregate,
+    collect,
+    failure_line,
+    latest_protocol,
+    summary_markdown,
+    write_summary,
+)
+from ser.task import check_sweep_options
 from ser.text import duration
 
 log = logging.getLogger(__name__)
 
 
-def sweep_size(overrides: list[str], params: dict[str, str] | None = None) -> int:
-    """Number of jobs of a basic-sweeper multirun given its overrides and sweeper params."""
-    merged = {}
+#: the swept keys that name a run's folder (``hydra.sweep.subdir``), in plan order
+RUN_KEYS = ("model", "fold", "seed")
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """How many values each swept key takes; the runs are their product."""
+
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return math.prod(self.counts.values())
+
+    def line(self) -> str:
+        """``sweep: 24 runs (4 models x 6 folds x 1 seed)``: logged before the first run."""
+        parts = [_count(n, key) for key, n in self.counts.items()]
+        return f"sweep: {_count(self.total, 'run')} ({' x '.join(parts)})"
+
+
+def _count(n: int, noun: str) -> str:
+    if noun not in (*RUN_KEYS, "run"):
+        return f"{n} {noun} values"
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def sweep_overrides(config: DictConfig) -> dict[str, Override]:
+    """The overrides of a multirun by key: the sweeper's params, then the command line's.
+
+    The command line wins for a key both give, as in Hydra's basic sweeper.
+    """
+    params = config.hydra.sweeper.get("params")  # None for `train.py -m`
+    params = OmegaConf.to_container(params, resolve=True) if params else {}
     parser = OverridesParser.create()
-    for override in parser.parse_overrides([f"{k}={v}" for k, v in (params or {}).items()]):
+    merged = {}
+    for override in parser.parse_overrides([f"{k}={v}" for k, v in params.items()]):
         merged[override.get_key_element()] = override
-    for override in parser.parse_overrides(overrides):
+    for override in parser.parse_overrides(list(config.hydra.overrides.task)):
         merged[override.get_key_element()] = override
-    sizes = [len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in merged.values()]
-    return math.prod(sizes)
+    return merged
+
+
+def _values(override: Override) -> list[Any]:
+    return list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+
+
+def plan_sweep(config: DictConfig, config_name: str | None) -> SweepPlan:
+    """Check the sweep before anything runs or is written, and count its runs.
+
+    Every fold of the list must exist in its corpus (a
+    :class:`~ser.data.corpora.CorpusError` names the valid ones), the corpus must be
+    available (downloaded here if it can be), and options that would fail every run (DDP,
+    hardware=gpu without a GPU) raise a :class:`~ser.errors.ConfigError`. The config of
+    each distinct corpus of the sweep (one, unless something besides model, fold and seed
+    is swept too) is composed once.
+    """
+    merged = sweep_overrides(config)
+    swept = {o.key_or_group: o for o in merged.values() if o.is_sweep_override()}
+    folds = _values(merged["fold"]) if "fold" in merged else [config.fold]
+    fixed = [o.input_line for o in merged.values() if not o.is_sweep_override()]
+    others = [o for key, o in swept.items() if key not in RUN_KEYS]
+    n_folds = {}
+    for combination in itertools.product(*(o.sweep_string_iterator() for o in others)):
+        choice = [f"{o.get_key_element()}={v}" for o, v in zip(others, combination, strict=True)]
+        cfg = compose(config_name, overrides=fixed + choice)
+        check_sweep_options(cfg)
+        corpus = hydra.utils.instantiate(cfg.data)
+        for fold in folds:
+            corpus.fold(fold)  # a CorpusError listing the valid folds
+        corpus.prepare()  # a download happens once, here, not in every (parallel) run
+        n_folds[" ".join(choice) or corpus.name] = len(corpus.folds())
+    given = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    if "fold" not in {o.key_or_group for o in given} and len(set(n_folds.values())) > 1:
+        counts = ", ".join(f"{name}: {n}" for name, n in n_folds.items())
+        raise ConfigError(
+            f"the corpora of this sweep have different numbers of folds ({counts}): sweep "
+            "one corpus at a time, or give the folds (fold=...)"
+        )
+    counts = {key: len(_values(merged[key])) if key in merged else 1 for key in RUN_KEYS}
+    return SweepPlan(
+        counts | {key: len(_values(o)) for key, o in swept.items() if key not in RUN_KEYS}
+    )
 
 
 class SweepProgress(Callback):
-    """Logs 'run i of n' and an estimate of the time left before each job.
+    """Checks the sweep and logs its plan (:func:`plan_sweep`) before the first job, then
+    'run i of n' and an estimate of the time left before each job.
 
     The estimate averages the runs that trained: runs skipped as already done (resumed
     sweeps) count as finished but not towards the time per run. It counts only jobs run in
@@ -53,8 +143,10 @@ class SweepProgress(Callback):
         self.sweep_pid = 0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        params = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=True)
-        self.total = sweep_size(list(config.hydra.overrides.task), params)
+        # a fold that does not exist, or a corpus that cannot load, stops the sweep (exit 2)
+        plan = exit_on_user_error(plan_sweep)(config, kwargs.get("config_name"))
+        log.info(plan.line())
+        self.total = plan.total
         self.sweep_pid = os.getpid()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -77,21 +169,32 @@ class SweepProgress(Callback):
 
 
 class AggregateSweep(Callback):
-    """After a multirun: summary tables and figures in the sweep folder (and on W&B)."""
+    """After a multirun: summary tables and figures in the sweep folder (and on W&B).
+
+    Failed runs (``error.json``) are named apart from missing ones, and any failure makes
+    the process exit with code 1 once the summary is written, so scripts and CI notice.
+    """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        runs = collect(sweep_dir)
-        if not runs:
+        runs, failures, _ = latest_protocol(collect(sweep_dir), collect(sweep_dir, "error.json"))
+        if runs:
+            summary = aggregate(runs, failures=failures)
+            paths = write_summary(summary, sweep_dir)
+            print(summary_markdown(summary))
+            log.info("sweep summary: %s", ", ".join(str(p) for p in paths))
+            wandb_cfg = (config.get("logger") or {}).get("wandb")
+            if wandb_cfg:
+                log_summary_to_wandb(summary, paths, wandb_cfg, group=config.task_name)
+        else:
             log.warning("sweep %s: no finished runs to aggregate", sweep_dir)
-            return
-        summary = aggregate(runs)
-        paths = write_summary(summary, sweep_dir)
-        print(summary_markdown(summary))
-        log.info("sweep summary: %s", ", ".join(str(p) for p in paths))
-        wandb_cfg = (config.get("logger") or {}).get("wandb")
-        if wandb_cfg:
-            log_summary_to_wandb(summary, paths, wandb_cfg, group=config.task_name)
+        if failures:
+            log.error(
+                "sweep: %d run(s) failed (error.json in each; rerun the same command to retry "
+                "them):\n  %s",
+                len(failures), "\n  ".join(failure_line(f) for f in failures),
+            )  # fmt: skip
+            sys.exit(1)
 
 
 def log_summary_to_wandb(

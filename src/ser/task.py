@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -15,6 +16,8 @@ import platform
 import shutil
 import sys
 import time
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 import ser
-from ser.config import exit_on_user_error, require_complete
+from ser.config import exit_on_user_error, require_complete, user_error
 from ser.errors import ConfigError
 from ser.io import write_text_atomic
 
@@ -143,14 +146,25 @@ def finished_results(cfg: DictConfig) -> dict[str, Any] | None:
     return results if results.get("config_hash") == config_hash(cfg) else None
 
 
+def in_multirun() -> bool:
+    """Whether this run is one job of a Hydra multirun (a sweep)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def check_run_options(cfg: DictConfig) -> None:
     """Options that cannot work together, caught before anything starts."""
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
+    if in_multirun():
+        check_sweep_options(cfg)
+
+
+def check_sweep_options(cfg: DictConfig) -> None:
+    """Options that cannot work in any run of a sweep; ``sweep.py`` checks them up front."""
+    cfg.trainer.get("accelerator")  # resolves it: hardware=gpu without a GPU stops here
     strategy = str(cfg.trainer.get("strategy") or "")
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if multirun and "ddp" in strategy:
+    if "ddp" in strategy:
         raise ConfigError(
             f"hardware with strategy={strategy} inside a multirun: DDP would relaunch the whole "
             "sweep in every process. Run folds in parallel with a launcher "
@@ -167,14 +181,67 @@ def command_line() -> str:
     return " ".join(["python", script, *hydra_cfg.overrides.task])
 
 
-@exit_on_user_error
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and record one run; returns the results dict (also in results.json).
 
     With ``cfg.skip_done`` a run whose folder already holds the results of the same config
     (same :func:`config_hash`) is not run again: its stored results are returned. A folder
-    left by an interrupted run (checkpoints but no results) is cleared and run anew.
+    left by an interrupted or failed run (checkpoints but no results) is cleared and run anew.
+
+    On its own, a user error prints one line and exits with code 2. In a sweep, any error
+    (a NaN loss, unreadable audio, out of memory, a crash in a model) fails this run only:
+    it is logged, recorded in ``error.json`` and ``{}`` is returned, so the sweep goes on.
     """
+    if not in_multirun():
+        return exit_on_user_error(_train)(cfg)
+    error_path = Path(cfg.paths.output_dir) / "error.json"
+    error_path.unlink(missing_ok=True)  # a retried run reports its own outcome
+    started = time.perf_counter()
+    try:
+        return _train(cfg)
+    except Exception as err:
+        log.error("run %s failed", cfg.paths.output_dir, exc_info=err)
+        record_failure(error_path, cfg, err, wall_time_s=time.perf_counter() - started)
+        _finish_loggers(exit_code=1)
+    # the failed run's trainer and tensors are garbage now: give their memory back
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return {}
+
+
+def record_failure(path: Path, cfg: DictConfig, err: BaseException, *, wall_time_s: float) -> None:
+    """Write ``error.json``: what failed, why, and where its log is (strict JSON, atomic)."""
+    cause = user_error(err) or err
+    try:
+        hashes = {"config_hash": config_hash(cfg), "protocol_hash": protocol_hash(cfg)}
+    except Exception:  # the config itself does not resolve: that is the failure recorded
+        hashes = {"config_hash": None, "protocol_hash": None}
+    record = {
+        "model": OmegaConf.select(cfg, "model.name", default=None),
+        "fold": cfg.get("fold"),
+        "seed": cfg.get("seed"),
+        "error": type(cause).__name__,
+        "message": str(cause),
+        "log": log_file(),
+        "traceback": "".join(traceback.format_exception(err)),
+        "wall_time_s": wall_time_s,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command_line(),
+        **hashes,
+    }
+    write_text_atomic(path, json.dumps(record, indent=2, allow_nan=False))
+
+
+def log_file() -> str | None:
+    """The job's log file (Hydra's job logging), where the failed run's traceback is."""
+    if not HydraConfig.initialized():
+        return None
+    return OmegaConf.select(HydraConfig.get().job_logging, "handlers.file.filename")
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
+    """:func:`train` without its error handling."""
     started = time.perf_counter()
     require_complete(cfg)
     check_run_options(cfg)
@@ -256,9 +323,9 @@ def print_summary(results: dict[str, Any]) -> None:
     )
 
 
-def _finish_loggers() -> None:
+def _finish_loggers(exit_code: int = 0) -> None:
     """Close the W&B run so that each run of a multirun is its own W&B run."""
     import wandb
 
     if wandb.run is not None:
-        wandb.finish()
+        wandb.finish(exit_code=exit_code)

@@ -4,7 +4,8 @@ Each worker process owns a slot: with GPUs, a distinct set of ``gpus_per_job`` G
 (``CUDA_VISIBLE_DEVICES`` is set before CUDA starts); on CPU, an equal share of the cores
 (``OMP_NUM_THREADS`` and ``torch.set_num_threads``), so that jobs do not oversubscribe.
 Jobs are queued: a free slot takes the next job. Progress (finished/total, time left) is
-logged as jobs end.
+logged as jobs end; a job that failed (``error.json`` in its folder) is named, and the others
+go on.
 """
 
 import logging
@@ -172,11 +173,15 @@ class LocalParallelLauncher(Launcher):
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     idx = pending.pop(future)
-                    results[idx] = cloudpickle.loads(future.result())
+                    results[idx] = result = cloudpickle.loads(future.result())
                     done_count += 1
                     elapsed = time.monotonic() - started
                     left = elapsed / done_count * (len(job_overrides) - done_count)
                     job = " ".join(filter_overrides(job_overrides[idx]))
+                    # a failed run recorded its error (ser.task.train) and the others go on
+                    error = Path(result.hydra_cfg.hydra.runtime.output_dir) / "error.json"
+                    if error.is_file():
+                        job += f": failed, see {error}"
                     log.info(
                         "ser_local: %d of %d jobs done (%s), about %s left",
                         done_count, len(job_overrides), job, duration(left),
