@@ -19,19 +19,27 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def shared_copy(corpus: str, *, marker: str, expected: str) -> Path:
+    """The shared copy of ``corpus`` (``SER_<CORPUS>_ROOT`` or ``<repo>/../shared/data/<corpus>``);
+    the test fails, naming what to set, when ``marker`` is not a folder in it."""
+    variable = f"SER_{corpus.upper()}_ROOT"
+    root = Path(os.environ.get(variable) or REPO.parent / "shared" / "data" / corpus)
+    if not (root / marker).is_dir():
+        pytest.fail(
+            f"no {corpus} copy at {root} (expected {root}/{expected}): set {variable} to a "
+            "folder holding it"
+        )
+    return root
+
+
 # ----------------------------------------------------------------------------- Emo-DB
 
 
 @pytest.fixture(scope="session")
 def emodb_root() -> Path:
     """The shared Emo-DB copy (``SER_EMODB_ROOT`` or ``<repo>/../shared/data/emodb``)."""
-    root = Path(os.environ.get("SER_EMODB_ROOT") or REPO.parent / "shared" / "data" / "emodb")
-    if not (root / "wav").is_dir():
-        pytest.fail(
-            f"no Emo-DB copy at {root} (expected {root}/wav/*.wav): set SER_EMODB_ROOT to a "
-            "folder holding wav/03a01Fa.wav ..."
-        )
-    return root
+    return shared_copy("emodb", marker="wav", expected="wav/03a01Fa.wav ...")
 
 
 @pytest.fixture(scope="session")
@@ -55,13 +63,7 @@ def emodb_cache_dir(emodb_root: Path, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="session")
 def emovo_root() -> Path:
     """The shared EMOVO copy (``SER_EMOVO_ROOT`` or ``<repo>/../shared/data/emovo``)."""
-    root = Path(os.environ.get("SER_EMOVO_ROOT") or REPO.parent / "shared" / "data" / "emovo")
-    if not (root / "f1").is_dir():
-        pytest.fail(
-            f"no EMOVO copy at {root} (expected {root}/f1/rab-f1-b1.wav ...): set "
-            "SER_EMOVO_ROOT to a folder holding f1/ .. m3/"
-        )
-    return root
+    return shared_copy("emovo", marker="f1", expected="f1/rab-f1-b1.wav ... m3/")
 
 
 def write_tone(path: Path, *, seconds: float, freq: float, sample_rate: int = 16000, seed=0):

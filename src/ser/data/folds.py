@@ -2,9 +2,10 @@
 
 Three schemes cover the corpora:
 
-- :func:`paired_folds` (IEMOCAP, Emo-DB): fold k tests speaker k of a fixed order, validates
-  on that speaker's partner (IEMOCAP: the other speaker of the session; Emo-DB: a fixed
-  male-female pair) and trains on every speaker outside the pair.
+- :func:`partner_folds` (EMOVO): fold k tests speaker k of a fixed order, validates on that
+  speaker's validation partner (EMOVO: the next speaker of the same gender) and trains on
+  every other speaker. :func:`paired_folds` (IEMOCAP, Emo-DB) is the case of symmetric
+  pairs (IEMOCAP: the other speaker of the session; Emo-DB: a fixed male-female pair).
 - :func:`leave_one_speaker_out`: one fold per speaker; validation is the other speakers of
   the test speaker's session when there are any, else the next speaker in sorted order.
 - :func:`column_folds`: a user-given fold number per speaker; fold k tests the speakers of
@@ -53,24 +54,29 @@ class Fold:
         }
 
 
-def paired_folds(order: Sequence[str], partner: Mapping[str, str]) -> list[Fold]:
-    """One fold per speaker of ``order``: test it, validate on its partner, train on the rest.
-
-    ``partner`` may list each pair once; it is made symmetric.
-    """
-    pairs = dict(partner) | {b: a for a, b in partner.items()}
-    missing = [s for s in order if s not in pairs]
+def partner_folds(order: Sequence[str], validation: Mapping[str, str]) -> list[Fold]:
+    """One fold per speaker of ``order``: test it, validate on ``validation[speaker]``, train
+    on the rest."""
+    missing = [s for s in order if s not in validation]
     if missing:
         raise ValueError(f"speakers without a validation partner: {missing}")
     return [
         Fold(
             index=k,
             test=(speaker,),
-            val=(pairs[speaker],),
-            train=tuple(s for s in order if s not in (speaker, pairs[speaker])),
+            val=(validation[speaker],),
+            train=tuple(s for s in order if s not in (speaker, validation[speaker])),
         )
         for k, speaker in enumerate(order)
     ]
+
+
+def paired_folds(order: Sequence[str], partner: Mapping[str, str]) -> list[Fold]:
+    """:func:`partner_folds` with symmetric pairs: each speaker validates its partner's fold.
+
+    ``partner`` may list each pair once; it is made symmetric.
+    """
+    return partner_folds(order, dict(partner) | {b: a for a, b in partner.items()})
 
 
 def leave_one_speaker_out(

@@ -47,9 +47,11 @@ class Corpus(ABC):
 
     #: short name used in cache keys, logs and result files
     name: str = "corpus"
+    #: every class the corpus can have (``None``: any label, e.g. a manifest's)
+    known_classes: tuple[str, ...] | None = None
     #: classes that get the minority segmenting policy in training (``data.minority_classes``);
     #: ``None``: the data module picks the class with the fewest training utterances
-    minority_classes: tuple[str, ...] | None = None
+    minority_classes: tuple[str, ...] | None
 
     def __init__(
         self,
@@ -63,6 +65,12 @@ class Corpus(ABC):
             raise CorpusError(f"{self.name}: the class list is empty; give at least two classes")
         if len(set(classes)) != len(classes):
             raise CorpusError(f"{self.name}: duplicate class names in {list(classes)}")
+        if self.known_classes is not None:
+            unknown = sorted(set(classes) - set(self.known_classes))
+            if unknown:
+                raise CorpusError(
+                    f"{self.name}: unknown classes {unknown}; valid: {sorted(self.known_classes)}"
+                )
         self.classes: tuple[str, ...] = tuple(classes)
         self.minority_classes = None if minority_classes is None else tuple(minority_classes)
 

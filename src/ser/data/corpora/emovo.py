@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ser.data.corpora.base import Corpus, CorpusError, Utterance
-from ser.data.folds import Fold
+from ser.data.folds import Fold, partner_folds
 
 EMOTIONS = {
     "rab": "ang", "tri": "sad", "gio": "hap", "neu": "neu",
@@ -62,6 +62,7 @@ class EMOVO(Corpus):
     """
 
     name = "emovo"
+    known_classes = tuple(EMOTIONS.values())
 
     def __init__(
         self,
@@ -71,11 +72,6 @@ class EMOVO(Corpus):
         minority_classes: Sequence[str] | None = None,
     ) -> None:
         super().__init__(root=root, classes=classes, minority_classes=minority_classes)
-        unknown = sorted(set(self.classes) - set(EMOTIONS.values()))
-        if unknown:
-            raise CorpusError(
-                f"emovo: unknown classes {unknown}; valid: {sorted(EMOTIONS.values())}"
-            )
 
     def _load(self) -> list[Utterance]:
         if not self.root.is_dir():
@@ -121,15 +117,7 @@ class EMOVO(Corpus):
         return utterances
 
     def folds(self) -> list[Fold]:
-        return [
-            Fold(
-                index=k,
-                test=(speaker,),
-                val=(VALIDATION[speaker],),
-                train=tuple(s for s in SPEAKERS if s not in (speaker, VALIDATION[speaker])),
-            )
-            for k, speaker in enumerate(SPEAKERS)
-        ]
+        return partner_folds(SPEAKERS, VALIDATION)
 
 
 def _problem(relative: Path) -> str | None:
