@@ -3,8 +3,9 @@
 Training segments/s = batch / median wall time of one full optimiser step (forward, NLL loss,
 backward, Adam step) on a fixed random batch, after warm-up steps. Inference segments/s =
 batch / median wall time of one eval-mode forward under ``torch.inference_mode``. No data
-loading is timed. CPU runs in fp32; CUDA (when present) under bf16 autocast, with the device
-synchronised before each clock read.
+loading is timed. ``--dtypes`` picks the precisions: ``fp32``, and ``bf16`` (autocast on the
+device, as ``trainer.precision=bf16-mixed`` trains); by default fp32 on the CPU and bf16 on
+CUDA. CUDA is synchronised before each clock read.
 
 ``--keep-freed-memory`` makes glibc malloc keep freed memory for reuse instead of returning
 it to the OS (as CUDA's caching allocator does). By default every large CPU tensor is a
@@ -13,7 +14,8 @@ training step. It changes no maths; a training process gets the same effect by e
 ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824``.
 
     python bench/throughput.py [--models adsrnn adsrnn@64] [--warmup 2] [--steps 5]
-                               [--batch 30] [--devices cpu cuda] [--json rows.json]
+                               [--batch 30] [--devices cpu cuda] [--dtypes fp32 bf16]
+                               [--json rows.json]
                                [--keep-freed-memory]
 """
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
+from ser.io import write_json_atomic
 from ser.models import ACRNN, ADRNN, ADSRNN, ASRNN
 
 MODELS: dict[str, Callable[[], nn.Module]] = {
@@ -70,17 +72,24 @@ def _median_seconds(
     return statistics.median(times)
 
 
-def measure(name: str, device: torch.device, batch: int, warmup: int, steps: int) -> dict:
-    """Time one model on one device; returns a result row."""
+DTYPES = ("fp32", "bf16")
+
+
+def measure(
+    name: str, device: torch.device, dtype: str, batch: int, warmup: int, steps: int
+) -> dict:
+    """Time one model on one device in one precision (``fp32`` or ``bf16`` autocast);
+    returns a result row."""
     torch.manual_seed(0)
     model = MODELS[name]().to(device)
     x = torch.randn(batch, 3, 300, 40, device=device)
     y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, betas=(0.5, 0.999), weight_decay=1e-5)
-    bf16 = device.type == "cuda"
 
     def autocast() -> AbstractContextManager:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext()
+        if dtype == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return nullcontext()
 
     def train_step() -> None:
         optimiser.zero_grad(set_to_none=True)
@@ -103,7 +112,7 @@ def measure(name: str, device: torch.device, batch: int, warmup: int, steps: int
         "train_seg_s": batch / train_s,
         "infer_seg_s": batch / infer_s,
         "device": device.type,
-        "dtype": "bf16-autocast" if bf16 else "fp32",
+        "dtype": dtype,
         "batch": batch,
     }
 
@@ -113,6 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None)
+    parser.add_argument(
+        "--dtypes", nargs="+", choices=DTYPES, default=None, help="default: cpu fp32, cuda bf16"
+    )
     parser.add_argument("--batch", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
@@ -127,7 +139,7 @@ def main() -> None:
         malloc = "keep freed memory" if keep_freed_memory() else "default (mallopt failed)"
 
     header = (
-        f"{'model':<10} {'device':<6} {'dtype':<14} {'params':>10} {'train/s':>9} {'infer/s':>9}"
+        f"{'model':<10} {'device':<6} {'dtype':<6} {'params':>10} {'train/s':>9} {'infer/s':>9}"
     )
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, "
@@ -136,17 +148,19 @@ def main() -> None:
     print(header)
     rows = []
     for device in devices:
-        for name in args.models:
-            row = measure(name, torch.device(device), args.batch, args.warmup, args.steps)
-            rows.append(row)
-            print(
-                f"{row['name']:<10} {row['device']:<6} {row['dtype']:<14} {row['params']:>10,} "
-                f"{row['train_seg_s']:>9.2f} {row['infer_seg_s']:>9.2f}",
-                flush=True,
-            )
+        for dtype in args.dtypes or ["bf16" if device == "cuda" else "fp32"]:
+            for name in args.models:
+                row = measure(
+                    name, torch.device(device), dtype, args.batch, args.warmup, args.steps
+                )
+                rows.append(row)
+                print(
+                    f"{row['name']:<10} {row['device']:<6} {row['dtype']:<6} "
+                    f"{row['params']:>10,} {row['train_seg_s']:>9.2f} {row['infer_seg_s']:>9.2f}",
+                    flush=True,
+                )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        write_json_atomic(args.json, rows)
 
 
 if __name__ == "__main__":

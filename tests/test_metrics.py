@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 
-from ser.metrics import UtteranceMetrics, accuracy, combine_segments, uar
+from ser.metrics import NonFiniteOutputError, UtteranceMetrics, accuracy, combine_segments, uar
 
 
 def test_combine_max_and_mean_against_hand_computed_example():
@@ -95,3 +95,11 @@ def test_reset_clears_the_state():
     metric.reset()
     metric.update(torch.tensor([2]), torch.tensor([[0.1, 0.9]]))
     assert metric.compute()["utterances"].reshape(-1).tolist() == [1]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_probabilities_are_refused_not_scored(value):
+    metric = make_metric()
+    metric.update(torch.tensor([0, 1, 2]), torch.tensor([[0.9, 0.1], [value, 0.6], [0.3, 0.7]]))
+    with pytest.raises(NonFiniteOutputError, match="1 of 3 segments"):
+        metric.compute()

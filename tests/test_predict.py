@@ -1,5 +1,6 @@
 """Inference with a trained checkpoint (ser.predict): files, waveforms, errors, CLI."""
 
+import csv
 import json
 import os
 import shutil
@@ -34,13 +35,17 @@ def trained(compose_config, tmp_path):
 
 @pytest.fixture
 def audio_dir(tmp_path, emodb_root):
-    """Four test-speaker files, a corrupt file and a stereo 44.1 kHz file."""
+    """Four test-speaker files, a corrupt file, a file with NaN samples and a stereo 44.1 kHz
+    file."""
     folder = tmp_path / "audio"
     folder.mkdir()
     names = ["03a01Fa", "03a02Ta", "03a04Nc", "03a05Wa"]
     for name in names:
         shutil.copy(emodb_root / "wav" / f"{name}.wav", folder / f"{name}.wav")
     (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
+    nan_wave, rate = sf.read(emodb_root / "wav" / "03a01Nc.wav", dtype="float32")
+    nan_wave[1000:1100] = np.nan
+    sf.write(folder / "nan.wav", nan_wave, rate, subtype="FLOAT")
     wave, rate = sf.read(emodb_root / "wav" / "03a01Wa.wav", dtype="float32")
     wave = torchaudio.functional.resample(torch.from_numpy(wave), rate, 44100).numpy()
     sf.write(folder / "stereo.flac", np.stack([wave, 0.5 * wave], axis=1), 44100)
@@ -61,6 +66,9 @@ def test_directory_predictions_equal_the_test_step(trained, audio_dir):
             assert predictions[name].probs[c] == pytest.approx(p, abs=1e-5)
     corrupt = predictions["corrupt"]
     assert corrupt.label is None and "corrupt.wav" in corrupt.error and corrupt.segments == 0
+    nan = predictions["nan"]
+    assert nan.label is None and nan.probs == {} and nan.duration_s is None
+    assert "nan.wav" in nan.error and "100 non-finite sample(s)" in nan.error
     stereo = predictions["stereo"]
     assert stereo.error is None and stereo.label in predictor.class_names
     assert stereo.duration_s == pytest.approx(2.0, abs=1e-3)
@@ -158,6 +166,11 @@ def test_checkpoint_of_an_older_layout_is_one_clear_error(trained, tmp_path):
         Predictor.from_checkpoint(old)
 
 
+def bare(token: str) -> None:
+    """``json.loads`` hook for ``NaN``/``Infinity``: strict JSON has no such tokens."""
+    raise AssertionError(f"bare {token} in JSON output")
+
+
 def run_predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "ser.predict", *args],
@@ -173,8 +186,10 @@ def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_pa
         f"ckpt={checkpoint}", f"audio={folder}", f"out={out}", "per_segment=true", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    entries = {Path(e["path"]).stem: e for e in json.loads(out.read_text())}
-    assert set(entries) == {*names, "corrupt", "stereo"}
+    entries = {Path(e["path"]).stem: e for e in json.loads(out.read_text(), parse_constant=bare)}
+    assert set(entries) == {*names, "corrupt", "stereo", "nan"}
+    assert entries["nan"]["label"] is None and entries["nan"]["duration_s"] is None
+    assert "non-finite" in entries["nan"]["error"]
     expected = {p["id"]: p["pred"] for p in results["predictions"]}
     assert all(entries[n]["label"] == expected[n] for n in names)
     assert len(entries["03a01Fa"]["segment_probs"]) == entries["03a01Fa"]["segments"] == 1
@@ -196,6 +211,9 @@ def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_pa
         "error",
     ]
     assert len((tmp_path / "predictions_segments.csv").read_text().splitlines()) == 1 + 5
+    csv_rows = {Path(r["path"]).stem: r for r in csv.DictReader(csv_out.open())}
+    assert csv_rows["nan"]["pred"] == csv_rows["nan"]["prob_ang"] == csv_rows["nan"]["duration_s"]
+    assert csv_rows["nan"]["pred"] == "" and "non-finite" in csv_rows["nan"]["error"]
     missing = run_predict(f"ckpt={tmp_path / 'nope.ckpt'}", f"audio={folder}", cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("error: checkpoint")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from wandb_records import read_wandb_run
+from wandb_records import wait_for_run_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -128,7 +128,7 @@ def test_train_multirun_gives_the_same_artifacts_and_a_wandb_summary(
     assert "sweep: 2 runs (1 model x 2 folds x 1 seed)" in result.stdout + result.stderr
     check_summary(sweep_dir, ["asrnn"], [0, 1])
     (summary_run,) = (sweep_dir / "wandb").glob("offline-run-*")
-    record = read_wandb_run(next(summary_run.glob("*.wandb")))
+    record = wait_for_run_record(next(summary_run.glob("*.wandb")))
     assert (record["run_group"], record["job_type"]) == ("wbsweep", "summary")
     assert len(list(sweep_dir.glob("asrnn-fold*/wandb/offline-run-*"))) == 2
 

@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
-from wandb_records import read_wandb_run
+from wandb_records import wait_for_run_record
 
 from ser.data.corpora import EmoDB
 from ser.module import NonFiniteLossError
@@ -80,6 +82,17 @@ def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_config, t
     assert resumed["steps_trained"] == first["steps_trained"] + first["steps_trained"] // 2
 
 
+def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_earlier(compose_config, tmp_path):
+    # learning rate 0: the weights never change, so validation never improves on epoch 0
+    overrides = ["model=asrnn", "debug=fast", "trainer.max_epochs=3", "model.optimizer.lr=0"]
+    results = train(compose_config(overrides, run_dir=tmp_path / "run"))
+    assert results["best_epoch"] == 0 and results["steps_trained"] == 9
+    last = torch.load(
+        tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+    assert (last["epoch"], last["global_step"]) == (2, 9)
+
+
 def test_rerun_of_a_finished_run_is_skipped(compose_config, tmp_path):
     cfg = compose_config(["model=asrnn", "debug=fast"], run_dir=tmp_path / "run")
     first = train(cfg)
@@ -122,7 +135,7 @@ def test_wandb_offline_run_is_named_and_grouped(compose_config, tmp_path, monkey
     train(cfg)
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    records = read_wandb_run(next(runs[0].glob("*.wandb")))
+    records = wait_for_run_record(next(runs[0].glob("*.wandb")))
     assert records["display_name"] == "asrnn-fold4"
     assert records["run_group"] == "wbtest"
     assert records["job_type"] == "asrnn"
@@ -138,6 +151,13 @@ def test_wandb_offline_run_is_named_and_grouped(compose_config, tmp_path, monkey
         (["data=iemocap"], "missing required option data.root"),
         (["data=iemocap", "data.root=/nonexistent"], "/nonexistent is not an IEMOCAP_full_release"),
         (["hardware=gpu"], "needs a GPU but none is visible"),
+        (["data.classes=[ang]"], "data.classes=['ang']: a classifier needs at least two classes"),
+        (["datamodule.batch_size=0"], "datamodule.batch_size=0: give a positive number"),
+        (["trainer.max_steps=0"], "trainer.max_steps=0 trains nothing"),
+        (
+            ["model=acrnn", "model.net.lstm_hidden=0"],
+            "model.net.lstm_hidden=0: must be a positive integer (model=acrnn)",
+        ),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(tmp_path, emodb_root, args, message):
@@ -172,6 +192,11 @@ def test_config_hash_ignores_logging_but_not_training_choices(compose_config):
     assert config_hash(compose_config(["model=asrnn", "model.net.window=12"])) != base
 
 
+def reject_constant(constant: str) -> None:
+    """``json.loads`` hook: strict JSON has no ``NaN`` or ``Infinity``."""
+    raise ValueError(f"not JSON: {constant}")
+
+
 def test_absent_class_recall_is_null_and_results_are_strict_json(compose_config, tmp_path):
     # Emo-DB speaker 08 (fold 1's test speaker) has no disgust utterance
     run_dir = tmp_path / "seven"
@@ -181,26 +206,81 @@ def test_absent_class_recall_is_null_and_results_are_strict_json(compose_config,
         )
     )
 
-    def reject(constant):
-        raise ValueError(f"not JSON: {constant}")
-
-    results = json.loads((run_dir / "results.json").read_text(), parse_constant=reject)
+    results = json.loads((run_dir / "results.json").read_text(), parse_constant=reject_constant)
     assert results["recall"]["dis"] is None
     assert all(isinstance(v, float) for c, v in results["recall"].items() if c != "dis")
 
 
-def test_resuming_a_checkpoint_of_another_fold_is_refused(compose_config, tmp_path, capsys):
+def test_resuming_a_checkpoint_of_another_fold_or_model_is_refused(
+    compose_config, tmp_path, capsys
+):
     train(compose_config(["model=asrnn", "debug=fast", "fold=0"], run_dir=tmp_path / "fold0"))
     last = tmp_path / "fold0" / "checkpoints" / "last.ckpt"
+    for attempt, (overrides, message) in enumerate(
+        [
+            (["model=asrnn", "fold=1"], "trained on emodb fold 0"),
+            (
+                ["model=acrnn", "fold=0"],
+                "the checkpoint holds model 'asrnn' (ser.models.asrnn.ASRNN), not this run's "
+                "'acrnn' (ser.models.acrnn.ACRNN)",
+            ),
+            (
+                ["model=asrnn", "fold=0", "model.net.window=12"],
+                "other model.net settings ['window']",
+            ),
+        ]
+    ):
+        run_dir = tmp_path / f"attempt{attempt}"
+        cfg = compose_config(
+            [*overrides, "debug=fast", f"ckpt_path={last}", "trainer.max_epochs=3"],
+            run_dir=run_dir,
+        )
+        with pytest.raises(SystemExit) as exit_:
+            train(cfg)
+        assert exit_.value.code == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line]
+        assert len(errors) == 1 and message in errors[0]
+        assert not (run_dir / "results.json").exists()
+
+
+def write_nan_audio(path: Path) -> None:
+    """Rewrite ``path`` as float samples with a run of NaN (``soundfile`` keeps them)."""
+    wave, rate = sf.read(path, dtype="float32")
+    wave[1000:1100] = np.nan
+    sf.write(path, wave, rate, subtype="FLOAT")
+
+
+def test_nan_audio_fails_the_run_naming_the_file(tmp_path, emodb_manifest):
+    bad = sorted((emodb_manifest.parent / "audio").glob("09*.wav"))[0]  # a training file
+    write_nan_audio(bad)
+    result = run_cli(["data=manifest", f"data.manifest={emodb_manifest}", "debug=fast"], tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(bad) in errors[0] and "100 non-finite sample(s)" in errors[0]
+    assert "datamodule.skip_bad_audio=true" in errors[0]
+    assert not list(tmp_path.rglob("results.json"))
+
+
+def test_skipped_audio_is_recorded_in_the_results(compose_config, tmp_path, emodb_manifest):
+    audio = emodb_manifest.parent / "audio"
+    test_files = sorted(audio.glob("03*.wav"))  # speaker 03 is fold 0's test speaker
+    write_nan_audio(test_files[0])
+    write_nan_audio(sorted(audio.glob("09*.wav"))[0])
+    run_dir = tmp_path / "skip"
     cfg = compose_config(
-        ["model=asrnn", "debug=fast", "fold=1", f"ckpt_path={last}", "trainer.max_epochs=3"],
-        run_dir=tmp_path / "fold1",
-    )
-    with pytest.raises(SystemExit) as exit_:
-        train(cfg)
-    assert exit_.value.code == 2
-    assert "trained on emodb fold 0" in capsys.readouterr().err
-    assert not (tmp_path / "fold1" / "results.json").exists()
+        ["model=asrnn", "debug=fast", "data=manifest", f"data.manifest={emodb_manifest}",
+         "datamodule.skip_bad_audio=true"],
+        run_dir=run_dir,
+    )  # fmt: skip
+    train(cfg)
+    results = json.loads((run_dir / "results.json").read_text(), parse_constant=reject_constant)
+    dropped = {d["path"]: d for d in results["dropped_files"]}
+    assert set(dropped) == {str(test_files[0]), str(sorted(audio.glob("09*.wav"))[0])}
+    assert dropped[str(test_files[0])]["split"] == "test"
+    assert dropped[str(test_files[0])]["speaker"] == "03"
+    assert all("non-finite sample(s)" in d["reason"] for d in dropped.values())
+    assert results["n_test_utterances"] == len(test_files) - 1 == len(results["predictions"])
+    assert test_files[0].stem not in {Path(p["id"]).name for p in results["predictions"]}
 
 
 @pytest.mark.parametrize(

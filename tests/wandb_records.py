@@ -1,5 +1,6 @@
 """Reading offline W&B runs back, to check what a run told W&B without a server."""
 
+import time
 from pathlib import Path
 
 
@@ -34,4 +35,18 @@ def read_wandb_run(path: Path) -> dict:
             found |= {"display_name": run.display_name, "run_group": run.run_group,
                       "job_type": run.job_type}  # fmt: skip
             found["tags"] += list(run.tags)
+    return found
+
+
+def wait_for_run_record(path: Path, *, timeout_s: float = 30.0) -> dict:
+    """:func:`read_wandb_run` once the run record is on disk.
+
+    W&B's service process writes the offline file on its own schedule; on a loaded machine
+    the record may land after ``wandb.finish()`` has returned.
+    """
+    deadline = time.monotonic() + timeout_s
+    found = read_wandb_run(path)
+    while "display_name" not in found and time.monotonic() < deadline:
+        time.sleep(0.5)
+        found = read_wandb_run(path)
     return found

@@ -7,7 +7,6 @@ Prints one row per speaker with a column per class and totals, then the fold tab
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import hydra
@@ -15,7 +14,7 @@ from omegaconf import DictConfig
 
 from ser.config import CONFIG_DIR, exit_on_user_error
 from ser.data.corpora import Corpus
-from ser.io import write_text_atomic
+from ser.io import write_json_atomic
 from ser.text import align_table
 
 
@@ -50,7 +49,7 @@ def inspect(cfg: DictConfig) -> dict:
     print(fold_table(corpus))
     report = {"counts": corpus.counts(), "folds": [f.as_dict() for f in corpus.folds()]}
     if cfg.get("json"):
-        write_text_atomic(Path(cfg.json), json.dumps(report, indent=2))
+        write_json_atomic(Path(cfg.json), report)
         print(f"\nwrote {cfg.json}")
     return report
 

@@ -1,10 +1,14 @@
-"""Atomic file writes: a reader sees the old file or the new one, never a partial one."""
+"""Atomic file writes (a reader sees the old file or the new one, never a partial one) and
+strict JSON."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -29,3 +33,34 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """:func:`write_bytes_atomic` for text (UTF-8)."""
     write_bytes_atomic(path, text.encode())
+
+
+def strict(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None`` (JSON ``null``).
+
+    Dicts, lists and tuples are walked; other values are returned as they are.
+
+    Example:
+        >>> strict({"recall": [0.5, float("nan")], "n": 3})
+        {'recall': [0.5, None], 'n': 3}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(v) for v in value]
+    return value
+
+
+def json_text(value: Any, *, indent: int | None = 2) -> str:
+    """Strict JSON of ``value``: undefined numbers (NaN, Inf) become ``null``, never bare
+    ``NaN`` tokens that strict parsers (``jq``, JavaScript, ``json.loads(parse_constant=...)``)
+    refuse.
+    """
+    return json.dumps(strict(value), indent=indent, allow_nan=False)
+
+
+def write_json_atomic(path: str | Path, value: Any) -> None:
+    """:func:`write_text_atomic` of :func:`json_text`."""
+    write_text_atomic(path, json_text(value))

@@ -21,6 +21,10 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 COMBINE = ("max", "mean")
 
 
+class NonFiniteOutputError(RuntimeError):
+    """The network gave NaN or infinite probabilities: no score is computed from them."""
+
+
 def combine_segments(
     seg_probs: Tensor, seg_to_utt: Tensor, num_utterances: int, how: str
 ) -> Tensor:
@@ -107,6 +111,13 @@ class UtteranceMetrics(Metric):
         num_utt = len(self.labels)
         seen = self.seen > 0
         seg_probs, seg_utt = self.seg_probs[seen], self.seg_to_utt[seen]
+        finite = torch.isfinite(seg_probs).all(dim=1)
+        if not bool(finite.all()):  # one host sync per evaluation, not per step
+            raise NonFiniteOutputError(
+                f"{int((~finite).sum())} of {len(finite)} segments got NaN or infinite "
+                "probabilities from the network: its weights or inputs are not finite, so no "
+                "UAR is computed (an argmax over NaN would silently pick the first class)"
+            )
         utt_probs = combine_segments(seg_probs, seg_utt, num_utt, self.combine)
         covered = torch.zeros(num_utt, dtype=torch.bool, device=seen.device)
         covered[seg_utt] = True

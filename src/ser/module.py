@@ -14,6 +14,7 @@ statistics, padding mode, segment length and the combination rule.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from ser.errors import ConfigError
 from ser.losses import CenterLoss
 from ser.metrics import COMBINE, UtteranceMetrics
+from ser.models.blocks import NetOptionError
 from ser.specs import spec
 
 NetFactory = Callable[..., nn.Module]
@@ -101,8 +103,10 @@ class SERModule(L.LightningModule):
         net: network factory called with ``num_classes`` (a Hydra partial).
         class_names: class names in output order (from the data module).
         optimizer: optimiser factory called with parameter groups (a Hydra partial).
-        scheduler: optional scheduler factory called with the optimiser.
-        scheduler_interval: ``epoch`` or ``step``.
+        scheduler: optional scheduler factory called with the optimiser (a Hydra partial);
+            one with a ``total_steps`` keyword (:class:`~ser.schedules.CosineDecay`) also
+            gets the run's optimiser steps, ``trainer.estimated_stepping_batches``.
+        scheduler_interval: ``epoch`` or ``step`` (``step``: once per optimiser step).
         mse_weight: weight of the MSE(probabilities, one-hot) term (0 disables it).
         center_loss: optional :class:`~ser.losses.CenterLoss` factory called with
             ``num_classes`` and ``dim`` (the network's ``embedding_dim``).
@@ -129,7 +133,12 @@ class SERModule(L.LightningModule):
             raise ValueError(f"model.combine={combine!r}: choose one of {COMBINE}")
         self.name = name
         self.class_names = list(class_names)
-        self.net = net(num_classes=len(self.class_names))
+        try:
+            self.net = net(num_classes=len(self.class_names))
+        except NetOptionError as err:
+            raise ConfigError(f"model.net.{err} (model={name})") from err
+        except ValueError as err:
+            raise ConfigError(f"model.net (model={name}): {err}") from err
         self.net_spec = net_spec(net)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -332,10 +341,27 @@ class SERModule(L.LightningModule):
         optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
+        kwargs = {}
+        try:
+            parameters = inspect.signature(self.scheduler_factory).parameters
+        except (TypeError, ValueError):  # no signature to read: called with the optimiser only
+            parameters = {}
+        if "total_steps" in parameters:
+            # optimiser steps of the whole run: max_steps, or max_epochs x steps per epoch
+            # (limit_train_batches, accumulate_grad_batches), whichever ends first
+            total = self.trainer.estimated_stepping_batches
+            if math.isinf(total):
+                factory = getattr(self.scheduler_factory, "func", self.scheduler_factory)
+                raise ConfigError(
+                    f"model.scheduler ({getattr(factory, '__qualname__', factory)}) spans the "
+                    "whole run, but trainer.max_steps=-1 and trainer.max_epochs=-1 train "
+                    "without end: set trainer.max_steps or trainer.max_epochs"
+                )
+            kwargs["total_steps"] = int(total)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": self.scheduler_factory(optimizer),
+                "scheduler": self.scheduler_factory(optimizer, **kwargs),
                 "monitor": "val/uar",
                 "interval": self.scheduler_interval,
             },
@@ -343,8 +369,27 @@ class SERModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of another fold, corpus or class set (it saw other speakers)."""
+        """Refuse a checkpoint of another network, fold, corpus or class set.
+
+        Another fold's checkpoint saw other speakers; another network's weights would fail
+        in ``load_state_dict`` with a wall of mismatched keys.
+        """
         meta = checkpoint.get("ser", {})
+        if meta.get("net") != self.net_spec:
+            stored_net = meta.get("net") or {}
+            changed = sorted(
+                k
+                for k in {*stored_net.get("kwargs", {}), *self.net_spec["kwargs"]}
+                if stored_net.get("kwargs", {}).get(k) != self.net_spec["kwargs"].get(k)
+            )
+            raise ConfigError(
+                f"ckpt_path: the checkpoint holds model {meta.get('name')!r} "
+                f"({stored_net.get('target')}), not this run's {self.name!r} "
+                f"({self.net_spec['target']})"
+                + (f" with other model.net settings {changed}" if changed else "")
+                + ": give the model= and model.net options it was trained with, or another "
+                "checkpoint"
+            )
         current = {"corpus": self.data_meta.get("corpus"), "fold": self.data_meta.get("fold")}
         stored = {"corpus": meta.get("corpus"), "fold": meta.get("fold")}
         if meta.get("class_names") != self.class_names or (current["fold"] and stored != current):

@@ -7,7 +7,8 @@ Command line (any file soundfile reads, any sample rate, stereo mixed down)::
 
 Prints one row per file: the predicted emotion, the probability of every class, the number of
 segments used and the duration. Files that cannot be used (unreadable, empty, shorter than
-one analysis frame) get their reason in the ``error`` column; the others are still predicted.
+one analysis frame, NaN or infinite samples) get their reason in the ``error`` column and
+empty values elsewhere (``null`` in JSON, which is strict); the others are still predicted.
 
 Python::
 
@@ -24,8 +25,6 @@ was, so a test utterance gets the test step's prediction.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from ser.data.dataset import SegmentDataset, frame_store
 from ser.data.features import LogMel3D
 from ser.data.normalization import Normalizer, check_padding
 from ser.data.segments import SegmentPolicy
-from ser.io import write_text_atomic
+from ser.io import write_json_atomic, write_text_atomic
 from ser.metrics import combine_segments
 from ser.specs import from_spec
 from ser.text import align_table, csv_text
@@ -68,7 +67,7 @@ class Prediction:
     label: str | None
     probs: dict[str, float]
     segments: int
-    duration_s: float
+    duration_s: float | None
     segment_starts_s: list[float] = field(default_factory=list)
     segment_probs: list[dict[str, float]] = field(default_factory=list)
     path: str | None = None
@@ -210,7 +209,7 @@ class Predictor:
                     min_samples=self.features.win_length,
                 )
             except AudioError as err:
-                predictions[index] = Prediction(None, {}, 0, math.nan, error=str(err))
+                predictions[index] = Prediction(None, {}, 0, None, error=str(err))
             else:
                 chunk.append((index, self.features(wave), wave.numel() / self.features.sample_rate))
                 if len(chunk) >= self.batch_size:
@@ -294,7 +293,7 @@ def rows(predictions: Sequence[Prediction], class_names: Sequence[str]) -> list[
         {
             "path": p.path,
             "pred": p.label or "",
-            **{f"prob_{c}": p.probs.get(c, math.nan) for c in class_names},
+            **{f"prob_{c}": p.probs.get(c) for c in class_names},
             "segments": p.segments,
             "duration_s": p.duration_s,
             "error": p.error or "",
@@ -315,7 +314,7 @@ def write_predictions(
                 entry.pop("segment_starts_s")
                 entry.pop("segment_probs")
             entries.append(entry)
-        write_text_atomic(out, json.dumps(entries, indent=2))
+        write_json_atomic(out, entries)
         return [out]
     written = [out]
     write_text_atomic(out, csv_text(rows(predictions, class_names)))
@@ -335,6 +334,8 @@ def write_predictions(
 
 
 def _format(value: Any) -> str:
+    if value is None:
+        return ""
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 

@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 import ser
 from ser.config import exit_on_user_error, require_complete, user_error
 from ser.errors import ConfigError
-from ser.io import write_text_atomic
+from ser.io import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,12 @@ def check_run_options(cfg: DictConfig) -> None:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
+    for key in ("max_steps", "max_epochs"):
+        if cfg.trainer.get(key) == 0:
+            raise ConfigError(
+                f"trainer.{key}=0 trains nothing, so no checkpoint can be chosen on val/uar; "
+                "give a positive number (-1: no limit from this key)"
+            )
     if in_multirun():
         check_sweep_options(cfg)
 
@@ -230,7 +236,7 @@ def record_failure(path: Path, cfg: DictConfig, err: BaseException, *, wall_time
         "command": command_line(),
         **hashes,
     }
-    write_text_atomic(path, json.dumps(record, indent=2, allow_nan=False))
+    write_json_atomic(path, record)
 
 
 def log_file() -> str | None:
@@ -269,7 +275,13 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("test") and isinstance(checkpoint, ModelCheckpoint):
         best_path = checkpoint.best_model_path
         if not best_path:
-            raise RuntimeError("no checkpoint with a val/uar score was saved; cannot test")
+            raise ConfigError(
+                "no checkpoint with a val/uar score was saved, so there is nothing to test: "
+                f"training ended after {trainer.global_step} step(s) and "
+                f"{trainer.current_epoch} epoch(s) without a validation (check "
+                "trainer.max_steps, trainer.max_epochs, trainer.limit_val_batches and "
+                "trainer.check_val_every_n_epoch)"
+            )
         trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
         # mmap: reads the counters without loading the weights and optimiser state
         best = torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)
@@ -293,6 +305,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
             "recall": model.test_results["recall"],
             "confusion": model.test_results["confusion"],
             "predictions": model.test_results["predictions"],
+            "n_test_utterances": len(model.test_results["predictions"]),
+            "dropped_files": datamodule.dropped,
             "epochs_trained": trainer.current_epoch,
             "steps_trained": trainer.global_step,
             "wall_time_s": time.perf_counter() - started,
@@ -305,7 +319,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         if trainer.is_global_zero:
             output_dir = Path(cfg.paths.output_dir)
             write_text_atomic(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-            write_text_atomic(output_dir / "results.json", json.dumps(results, indent=2))
+            write_json_atomic(output_dir / "results.json", results)
             print_summary(results)
     _finish_loggers()
     return results

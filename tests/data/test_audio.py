@@ -97,3 +97,24 @@ def test_content_errors_are_permanent_and_file_system_errors_are_not(tmp_path):
     with pytest.raises(AudioError) as missing:
         load_audio(tmp_path / "vanished.wav")
     assert not missing.value.permanent and "vanished.wav" in str(missing.value)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_refused_naming_the_file(tmp_path, value):
+    y = np.random.default_rng(1).uniform(-0.5, 0.5, 16000).astype(np.float32)
+    y[1000:1100] = value
+    path = tmp_path / "nan.wav"
+    sf.write(path, y, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"100 non-finite sample\(s\).*sample 1000") as err:
+        load_audio(path)
+    assert str(path) in str(err.value)
+    assert err.value.permanent  # remembered as a bad file, not retried on every run
+
+
+def test_non_finite_samples_are_caught_before_resampling_spreads_them(tmp_path):
+    y = np.zeros(22050, dtype=np.float32)
+    y[5] = np.nan
+    path = tmp_path / "nan22k.wav"
+    sf.write(path, y, 22050, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"1 non-finite sample\(s\)"):
+        load_audio(path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import soundfile as sf
 import torch
 
 from ser.data.audio import AudioError, load_audio
-from ser.data.cache import FeatureCache
+from ser.data.cache import CorruptEntryError, FeatureCache
 from ser.data.corpora import Utterance
 from ser.data.features import LogMel3D
 
@@ -198,7 +200,7 @@ WORKER = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from ser.data.audio import load_audio
-    from ser.data.cache import FeatureCache
+    from ser.data.cache import CorruptEntryError, FeatureCache
     from ser.data.corpora import Utterance
     from ser.data.features import LogMel3D
 
@@ -297,3 +299,115 @@ def test_a_refused_read_is_reported_but_retried_next_time(wavs, tmp_path):
     extract = CountingExtract()
     assert cache.fill(utts, extract, progress=False).computed == 2
     assert extract.calls == NAMES[:2]
+
+
+# ----------------------------------------------------------------------------- damaged entries
+
+#: ways an entry gets damaged: each takes the entry's bytes and returns what is left of them
+DAMAGE = {
+    "truncated": lambda data: data[: len(data) // 2],  # a full disk, a killed writer
+    "zero bytes": lambda data: b"",
+    "bad header": lambda data: b"\x00" * 16 + data[16:],
+}
+
+
+def filled(tmp_path, wavs, names=NAMES[:3]):
+    """A cache holding ``names``, the utterances and each entry's original bytes."""
+    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs, names)
+    cache.fill(utts, CountingExtract(), progress=False)
+    return cache, utts, [cache.path_for(u).read_bytes() for u in utts]
+
+
+def write_non_finite(path, value):
+    """Replace the entry at ``path`` by a well-formed one holding one ``value``."""
+    array = np.load(path)
+    array[1, 5, 7] = value
+    np.save(path, array)
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_fill_recomputes_a_damaged_entry(wavs, tmp_path, caplog, damage):
+    cache, utts, original = filled(tmp_path, wavs)
+    path = cache.path_for(utts[1])
+    path.write_bytes(DAMAGE[damage](original[1]))
+    extract = CountingExtract()
+    with caplog.at_level(logging.WARNING, logger="ser.data.cache"):
+        report = cache.fill(utts, extract, progress=False)
+    assert extract.calls == [utts[1].id]
+    assert (report.computed, report.cached, report.recomputed, report.bad) == (1, 2, 1, {})
+    assert [path.read_bytes() for path in map(cache.path_for, utts)] == original
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1
+    assert str(path) in warning[0].getMessage() and utts[1].id in warning[0].getMessage()
+
+
+def test_an_audio_error_while_recomputing_is_reported(wavs, tmp_path):
+    cache, utts, _ = filled(tmp_path, wavs)
+    damaged = cache.path_for(utts[0])
+    damaged.write_bytes(b"")
+    audio, stat = utts[0].path, utts[0].path.stat()
+    audio.write_bytes(b"\x00" * stat.st_size)  # the audio broke too, keeping size and mtime
+    os.utime(audio, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert cache.path_for(utts[0]) == damaged
+    report = cache.fill(utts, CountingExtract(), progress=False)
+    assert (report.computed, report.cached, report.recomputed) == (0, 2, 1)
+    assert list(report.bad) == [utts[0].id] and str(audio) in report.bad[utts[0].id]
+    assert not damaged.exists() and damaged.with_suffix(".bad").is_file()
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_load_recomputes_an_entry_damaged_after_fill(wavs, tmp_path, caplog, damage):
+    cache, utts, original = filled(tmp_path, wavs)
+    expected = cache.load(utts)
+    path = cache.path_for(utts[2])
+    path.write_bytes(DAMAGE[damage](original[2]))
+    extract = CountingExtract()
+    with caplog.at_level(logging.WARNING, logger="ser.data.cache"):
+        features = cache.load(utts, extract)
+    assert extract.calls == [utts[2].id]
+    for got, want in zip(features, expected, strict=True):
+        assert torch.equal(got, want)
+    assert path.read_bytes() == original[2]
+    assert str(path) in caplog.text and utts[2].id in caplog.text
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_load_recomputes_an_entry_that_is_not_finite(wavs, tmp_path, caplog, value):
+    cache, utts, original = filled(tmp_path, wavs)
+    path = cache.path_for(utts[0])
+    write_non_finite(path, value)
+    extract = CountingExtract()
+    with caplog.at_level(logging.WARNING, logger="ser.data.cache"):
+        features = cache.load(utts, extract)
+    assert extract.calls == [utts[0].id]
+    assert all(torch.isfinite(f).all() for f in features)
+    assert path.read_bytes() == original[0]
+    assert str(path) in caplog.text and "not finite" in caplog.text
+
+
+@pytest.mark.parametrize("damage", [*DAMAGE, "not finite"])
+def test_load_without_extract_names_the_damaged_file(wavs, tmp_path, damage):
+    cache, utts, original = filled(tmp_path, wavs)
+    path = cache.path_for(utts[1])
+    if damage == "not finite":
+        write_non_finite(path, np.nan)
+    else:
+        path.write_bytes(DAMAGE[damage](original[1]))
+    with pytest.raises(CorruptEntryError, match=re.escape(str(path))) as raised:
+        cache.load(utts)
+    assert utts[1].id in str(raised.value) and "prepare_data()" in str(raised.value)
+    # the entry is gone, so the next prepare_data() (fill) recomputes it
+    assert not path.exists()
+    assert cache.fill(utts, CountingExtract(), progress=False).computed == 1
+    assert path.read_bytes() == original[1]
+
+
+def test_load_with_extract_computes_a_missing_entry(wavs, tmp_path):
+    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs, NAMES[:2])
+    extract = CountingExtract()
+    features = cache.load(utts, extract)
+    assert extract.calls == NAMES[:2]
+    for utt, got in zip(utts, features, strict=True):
+        torch.testing.assert_close(got, FEATURES(load_audio(utt.path)), rtol=0, atol=0)
+    again = cache.load(utts)  # stored: no extract needed any more
+    assert all(torch.equal(a, b) for a, b in zip(again, features, strict=True))

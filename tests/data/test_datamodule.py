@@ -16,6 +16,7 @@ from ser.data.audio import AudioError
 from ser.data.balance import ClassWeightedLoss, FixedPerClass, WeightedSampler
 from ser.data.corpora import IEMOCAP, CorpusError, EmoDB, Manifest
 from ser.data.segments import PerClass, Sliding
+from ser.errors import ConfigError
 
 # shared/data/emodb/README.md: emotion letters of the 4-class subset, and the 10 speakers
 FOUR = {"W": "ang", "T": "sad", "F": "hap", "N": "neu"}
@@ -400,3 +401,45 @@ def test_data_iemocap_fixes_hap_where_ang_is_the_rarest(
     automatic = setup("data.minority_classes=null")
     assert automatic.minority_classes == ("ang",)
     assert f"ang ({counts['ang']} training utterances) chosen automatically" in caplog.text
+
+
+@pytest.mark.parametrize(("speakers", "split"), [(["08"], "val"), (["09", "10"], "train")])
+def test_a_class_missing_from_training_or_validation_refuses_the_fold(
+    emodb_manifest, tmp_path, speakers, split
+):
+    # fold 0: test 03, validation 08, training 09 and 10
+    lines = emodb_manifest.read_text().splitlines()
+    kept = [x for x in lines if not any(x.endswith(f",sad,{s},") for s in speakers)]
+    assert len(kept) == len(lines) - 2 * len(speakers)
+    emodb_manifest.write_text("\n".join(kept) + "\n")
+    dm = SERDataModule(
+        corpus=Manifest(manifest=emodb_manifest), fold=0, cache_dir=tmp_path, progress=False
+    )
+    with pytest.raises(
+        CorpusError, match=rf"fold 0: no {split} utterances of class\(es\) \['sad'\]"
+    ):
+        dm.setup("fit")
+
+
+def test_a_class_missing_from_the_test_speaker_is_allowed(emodb_manifest, tmp_path):
+    lines = emodb_manifest.read_text().splitlines()
+    emodb_manifest.write_text("\n".join(x for x in lines if not x.endswith(",sad,03,")) + "\n")
+    dm = SERDataModule(
+        corpus=Manifest(manifest=emodb_manifest), fold=0, cache_dir=tmp_path, progress=False
+    )
+    dm.setup("fit")
+    assert "sad" not in {u.label for u in dm.utterances["test"]}
+    assert "sad" in {u.label for u in dm.utterances["val"]}
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("batch_size", 0), ("eval_batch_size", -1), ("batch_size", 2.5)]
+)
+def test_batch_sizes_must_be_positive(emodb_root, emodb_cache_dir, option, value):
+    with pytest.raises(ConfigError, match=rf"datamodule.{option}={value}: give a positive"):
+        SERDataModule(
+            corpus=EmoDB(root=emodb_root, download=False),
+            fold=0,
+            cache_dir=emodb_cache_dir,
+            **{option: value},
+        )

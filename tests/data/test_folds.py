@@ -26,9 +26,10 @@ def check_folds(corpus, n_folds):
 
 def manifest_corpus(tmp_path, wav_writer, speakers, fold_of=None):
     lines = ["path,label,speaker" + (",fold" if fold_of else "")]
-    for s in speakers:
+    for i, s in enumerate(speakers):
         wav_writer(tmp_path / f"{s}.wav", seconds=0.1, freq=300)
-        lines.append(f"{s}.wav,neu,{s}" + (f",{fold_of[s]}" if fold_of else ""))
+        label = ("neu", "ang")[i % 2]  # a corpus has at least two classes
+        lines.append(f"{s}.wav,{label},{s}" + (f",{fold_of[s]}" if fold_of else ""))
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
     return Manifest(manifest=tmp_path / "m.csv")
 

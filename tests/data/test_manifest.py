@@ -188,3 +188,32 @@ def test_two_files_with_the_same_id_are_an_error(tmp_path, wav_writer):
     manifest = make_corpus(tmp_path, rows, wav_writer)
     with pytest.raises(CorpusError, match="the same id is listed more than once"):
         _ = Manifest(manifest=manifest).utterances
+
+
+def test_labels_differing_in_case_or_space_are_one_class_and_the_merge_is_logged(
+    tmp_path, wav_writer, caplog
+):
+    rows = rows_for(["a", "b", "c"], labels=("ang", "sad"))
+    rows[2]["label"] = "ANG"  # speaker b
+    rows[4]["label"] = '" Ang "'  # speaker c, quoted so the CSV keeps the spaces
+    manifest = make_corpus(tmp_path, rows, wav_writer)
+    with caplog.at_level("WARNING", logger="ser.data.corpora.manifest"):
+        corpus = Manifest(manifest=manifest)
+    assert corpus.classes == ("ang", "sad")
+    assert [u.label for u in corpus.utterances] == ["ang", "sad"] * 3
+    assert "ang <- ' Ang ', 'ANG', 'ang'" in caplog.text
+    # data.classes is compared the same way
+    assert Manifest(manifest=manifest, classes=["SAD", "Ang"]).classes == ("sad", "ang")
+
+
+@pytest.mark.parametrize("classes", [["ang"], []])
+def test_fewer_than_two_classes_are_refused_up_front(tmp_path, wav_writer, classes):
+    manifest = make_corpus(tmp_path, rows_for(["a", "b", "c"]), wav_writer)
+    with pytest.raises(CorpusError, match="at least two classes"):
+        Manifest(manifest=manifest, classes=classes)
+
+
+def test_a_manifest_with_one_label_is_refused(tmp_path, wav_writer):
+    manifest = make_corpus(tmp_path, rows_for(["a", "b", "c"], labels=("ang",)), wav_writer)
+    with pytest.raises(CorpusError, match=r"data.classes=\['ang'\].*at least two classes"):
+        Manifest(manifest=manifest)

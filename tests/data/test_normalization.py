@@ -13,7 +13,12 @@ from ser.data import SERDataModule
 from ser.data.audio import load_audio
 from ser.data.corpora import Manifest
 from ser.data.features import LogMel3D
-from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
+from ser.data.normalization import (
+    NonFiniteFeaturesError,
+    Normalizer,
+    fit_normalizer,
+    frame_weights,
+)
 from ser.data.segments import FirstLast, SegmentTable
 
 
@@ -73,6 +78,55 @@ def test_constant_band_does_not_divide_by_zero():
 def test_no_training_frame_is_an_error():
     with pytest.raises(ValueError):
         fit_normalizer(torch.ones(5, 3, 4), np.zeros(5, dtype=np.int64))
+
+
+def store_and_weights(rows=1000, seed=0):
+    """A random frame store far from 0 and weights 0..3 (about a quarter of them 0)."""
+    gen = np.random.default_rng(seed)
+    frames = torch.from_numpy(gen.normal(50.0, 4.0, size=(rows, 3, 40)).astype(np.float32))
+    return frames, gen.integers(0, 4, size=rows)
+
+
+def reference_statistics(frames, weights):
+    """Weighted mean and std in float64 numpy, from the rows of positive weight only."""
+    keep = weights > 0
+    x, w = frames.numpy()[keep].astype(np.float64), weights[keep].astype(np.float64)
+    mean = np.einsum("t,tcf->cf", w, x) / w.sum()
+    var = np.einsum("t,tcf->cf", w, (x - mean) ** 2) / w.sum()
+    return torch.from_numpy(mean).float(), torch.from_numpy(np.sqrt(var)).float()
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 7, 999, 1000, 65536])
+def test_chunked_statistics_equal_a_float64_reference(chunk_frames):
+    frames, weights = store_and_weights()
+    frames[weights == 0] += 1e6  # other splits' frames: would dominate if they were read
+    mean, std = reference_statistics(frames, weights)
+    normalizer = fit_normalizer(frames, weights, chunk_frames=chunk_frames)
+    torch.testing.assert_close(normalizer.mean, mean, rtol=1e-6, atol=0)
+    torch.testing.assert_close(normalizer.std, std, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_training_frame_is_an_error_naming_its_row(value):
+    frames, weights = store_and_weights()
+    weights[[523, 800]] = 1
+    frames[523, 2, 7] = frames[800, 0, 0] = value
+    with pytest.raises(NonFiniteFeaturesError, match=r"NaN/Inf .*frame row 523\b") as raised:
+        fit_normalizer(frames, weights, chunk_frames=100)
+    assert raised.value.row == 523
+    assert isinstance(raised.value, ValueError)
+
+
+def test_a_non_finite_frame_outside_training_is_ignored():
+    """A test speaker's broken frame neither raises nor changes the statistics."""
+    frames, weights = store_and_weights()
+    weights[[523, 524]] = 0
+    expected = fit_normalizer(frames, weights, chunk_frames=100)
+    frames[523] = np.nan
+    frames[524, 1] = np.inf
+    normalizer = fit_normalizer(frames, weights, chunk_frames=100)
+    assert torch.equal(normalizer.mean, expected.mean)
+    assert torch.equal(normalizer.std, expected.std)
 
 
 def test_padding_frame_of_each_mode():
@@ -147,12 +201,25 @@ def test_statistics_follow_the_training_audio(emodb_manifest, tmp_path):
     assert not torch.allclose(after.normalizer.std, before.normalizer.std)
 
 
-def normalised_training_frames(dm):
-    ds = dm.datasets["train"]
+def normalised_frames(dm, split="train"):
+    """The normalised frames ``split``'s segments cover, in segment order (no padding)."""
+    ds = dm.datasets[split]
     x = ds.__getitems__(list(range(len(ds))))["x"]  # (N, 3, L, n_mels)
     valid = torch.from_numpy(ds.table.valid)
     mask = torch.arange(x.shape[2])[None, :] < valid[:, None]  # (N, L)
     return x.permute(0, 2, 1, 3)[mask].double()  # (frames, 3, n_mels)
+
+
+def raw_frames(dm, split):
+    """The features, before normalisation, of the frames :func:`normalised_frames` returns."""
+    extract, table = LogMel3D(), dm.datasets[split].table
+    raw = [extract(load_audio(u.path)).permute(1, 0, 2) for u in dm.utterances[split]]
+    return torch.cat(
+        [
+            raw[u][s : s + v]
+            for u, s, v in zip(table.utterance, table.start, table.valid, strict=True)
+        ]
+    ).double()
 
 
 @pytest.mark.parametrize("segment_frames", [300, 100])
@@ -166,16 +233,19 @@ def test_normalised_training_segments_have_zero_mean_unit_std(
         segment_frames=segment_frames,
         train_segments=FirstLast(),
     )
-    frames = normalised_training_frames(dm)
+    frames = normalised_frames(dm)
     torch.testing.assert_close(
         frames.mean(0), torch.zeros(3, 40, dtype=torch.float64), atol=1e-4, rtol=0
     )
     torch.testing.assert_close(
         frames.std(0, unbiased=False), torch.ones(3, 40, dtype=torch.float64), atol=1e-4, rtol=0
     )
-    # validation frames are normalised with the same statistics, so they are not exactly 0/1
-    val = dm.datasets["val"].__getitems__(list(range(len(dm.datasets["val"]))))["x"]
-    assert val.abs().max() > 0
+    # validation frames are normalised with the training statistics, not with their own
+    val = normalised_frames(dm, "val")
+    mean, std = dm.normalizer.mean.double(), dm.normalizer.std.double()
+    torch.testing.assert_close(val, (raw_frames(dm, "val") - mean) / std, atol=1e-4, rtol=1e-4)
+    # their own statistics differ from the training ones, so the comparison above can tell
+    assert val.mean(0).abs().max() > 0.1
 
 
 def test_weights_follow_the_segments(tmp_path):

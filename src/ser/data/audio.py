@@ -63,10 +63,20 @@ def load_audio(path: str | Path, *, sample_rate: int = 16000, min_samples: int =
 def conform(
     wave: torch.Tensor, rate: int, *, sample_rate: int, min_samples: int, source: str
 ) -> torch.Tensor:
-    """Resample a mono waveform to ``sample_rate`` and check it spans ``min_samples``.
+    """Check a mono waveform is finite, resample it to ``sample_rate`` and check it spans
+    ``min_samples``.
 
-    ``source`` names the recording in the error message.
+    ``source`` names the recording in the error message. One NaN or infinite sample would
+    turn the fold's normalisation statistics, and then most weights, into NaN, so it is
+    refused here, where the file is known.
     """
+    finite = torch.isfinite(wave)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero().squeeze(1)
+        raise AudioError(
+            f"{source}: {len(bad)} non-finite sample(s) (NaN or Inf), the first at sample "
+            f"{int(bad[0])} of {wave.numel()}; repair or remove the file"
+        )
     if rate != sample_rate:
         wave = _resampler(rate, sample_rate)(wave)
     if wave.numel() < min_samples:

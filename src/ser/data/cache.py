@@ -6,6 +6,10 @@ Each utterance is one ``.npy`` file named by a hash of its audio path, size and 
 time (an edited audio file is recomputed). A file that failed to load is remembered as a
 ``.bad`` text file holding the reason. Every file is written to a temporary name in the same
 folder and renamed into place, so readers never see a partial file.
+
+A damaged entry (a truncated file after a full disk, a writer killed on a network filesystem,
+values that are not finite) is logged, deleted and recomputed, never trusted: :meth:`fill`
+checks each entry's ``.npy`` header against its file size, :meth:`load` every value read.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import hashlib
 import io
 import json
 import logging
+import math
+import os
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +45,18 @@ class FillReport:
 
     computed: int = 0
     cached: int = 0
+    #: damaged entries deleted and recomputed in this pass (each one also counts in
+    #: ``computed``, or in ``bad`` if its audio failed this time)
+    recomputed: int = 0
     bad: dict[str, str] = field(default_factory=dict)  # utterance id -> reason
+
+
+class CorruptEntryError(RuntimeError):
+    """A cache entry could not be read back and there was no way to recompute it here."""
+
+
+#: what ``np.load`` raises for a damaged file (a missing one is handled apart)
+_LOAD_ERRORS = (ValueError, EOFError, OSError, pickle.UnpicklingError)
 
 
 class FeatureCache:
@@ -84,6 +102,8 @@ class FeatureCache:
     ) -> FillReport:
         """Compute and store the features of every utterance not cached yet.
 
+        An existing entry is checked by its ``.npy`` header alone (3-d float32, file size as
+        the header promises): a damaged one is logged, deleted and recomputed in this pass.
         Audio errors are recorded (``.bad`` files) and returned, not raised: the caller
         decides whether bad files are fatal.
         """
@@ -97,7 +117,13 @@ class FeatureCache:
         for utterance in utterances:
             target = self.path_for(utterance)
             if target.exists():
-                report.cached += 1
+                problem = _entry_problem(target)
+                if problem is None:
+                    report.cached += 1
+                    continue
+                _discard(utterance, target, problem)
+                report.recomputed += 1
+                todo.append((utterance, target))
             elif target.with_suffix(".bad").exists():
                 report.bad[utterance.id] = target.with_suffix(".bad").read_text()
             else:
@@ -107,37 +133,126 @@ class FeatureCache:
         )
         for utterance, target in bar:
             try:
-                features = extract(utterance).numpy()
+                features = extract(utterance)
             except AudioError as err:
                 report.bad[utterance.id] = str(err)
                 if err.permanent:  # a refused read is retried next time
                     write_bytes_atomic(target.with_suffix(".bad"), str(err).encode())
                 continue
-            write_bytes_atomic(target, _npy_bytes(features))
+            _store(target, features)
             report.computed += 1
         if todo:
             log.info(
-                "feature cache %s: computed %d, cached %d, unusable %d",
-                self.directory, report.computed, report.cached, len(report.bad),
+                "feature cache %s: computed %d, cached %d, damaged and recomputed %d, unusable %d",
+                self.directory, report.computed, report.cached, report.recomputed,
+                len(report.bad),
             )  # fmt: skip
         return report
 
-    def load(self, utterances: Sequence[Utterance]) -> list[torch.Tensor]:
-        """Cached features of ``utterances`` (all must have been filled)."""
+    def load(
+        self,
+        utterances: Sequence[Utterance],
+        extract: Callable[[Utterance], torch.Tensor] | None = None,
+    ) -> list[torch.Tensor]:
+        """Cached features of ``utterances``, each ``(channels, frames, n_mels)`` float32.
+
+        An entry that cannot be read, or holds values that are not finite, is logged and
+        deleted. With ``extract`` it is recomputed and stored again, as is a missing entry
+        (e.g. one another process has just deleted as damaged); an audio error then
+        propagates as :class:`AudioError`. Without ``extract`` a damaged entry is a
+        :class:`CorruptEntryError` and a missing one a ``FileNotFoundError``, both naming
+        the utterance and the file.
+        """
         features = []
         for utterance in utterances:
             path = self.path_for(utterance)
             try:
-                features.append(torch.from_numpy(np.load(path)))
+                array = np.load(path)
             except FileNotFoundError as err:
-                raise FileNotFoundError(
-                    f"{utterance.id}: no cached features at {path}; run prepare_data() first"
-                ) from err
+                if extract is None:
+                    raise FileNotFoundError(
+                        f"{utterance.id}: no cached features at {path}; run prepare_data() first"
+                    ) from err
+                log.info("%s: no cached features at %s; computing them", utterance.id, path)
+                array = _store(path, extract(utterance))
+            except _LOAD_ERRORS as err:
+                array = _replace_damaged(utterance, path, f"unreadable: {err}", extract)
+            else:
+                problem = _array_problem(array)
+                if problem is not None:
+                    array = _replace_damaged(utterance, path, problem, extract)
+            features.append(torch.from_numpy(array))
         return features
+
+
+def _discard(utterance: Utterance, path: Path, problem: str) -> None:
+    """Log and delete the damaged entry ``path`` of ``utterance``."""
+    log.warning(
+        "%s: damaged cached features at %s (%s); deleting the entry to recompute it",
+        utterance.id, path, problem,
+    )  # fmt: skip
+    path.unlink(missing_ok=True)
+
+
+def _replace_damaged(
+    utterance: Utterance,
+    path: Path,
+    problem: str,
+    extract: Callable[[Utterance], torch.Tensor] | None,
+) -> np.ndarray:
+    """Delete a damaged entry found by :meth:`FeatureCache.load`; recompute it if possible."""
+    _discard(utterance, path, problem)
+    if extract is None:
+        raise CorruptEntryError(
+            f"{utterance.id}: damaged cached features at {path} ({problem}); the entry was "
+            "deleted, rerun prepare_data() (or the run) to recompute it"
+        )
+    return _store(path, extract(utterance))
+
+
+def _store(path: Path, features: torch.Tensor) -> np.ndarray:
+    """Write ``features`` atomically to ``path``; returns the float32 array stored."""
+    array = np.ascontiguousarray(features.numpy(), dtype=np.float32)
+    write_bytes_atomic(path, _npy_bytes(array))
+    return array
+
+
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _entry_problem(path: Path) -> str | None:
+    """Why the entry ``path`` is damaged, or ``None``; reads only its ``.npy`` header."""
+    try:
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version not in _HEADER_READERS:
+                return f"unsupported .npy version {version}"
+            shape, _, dtype = _HEADER_READERS[version](f)
+            header_bytes, size = f.tell(), os.fstat(f.fileno()).st_size
+    except (ValueError, OSError) as err:
+        return f"bad header: {err}"
+    if dtype != np.float32 or len(shape) != 3:
+        return f"holds a {dtype} array of shape {shape}, not 3-d float32"
+    expected = header_bytes + math.prod(shape) * dtype.itemsize
+    if size != expected:
+        return f"{size} bytes where its header promises {expected}"
+    return None
+
+
+def _array_problem(array: np.ndarray) -> str | None:
+    """Why a loaded entry is unusable, or ``None``."""
+    if array.dtype != np.float32 or array.ndim != 3:
+        return f"holds a {array.dtype} array of shape {array.shape}, not 3-d float32"
+    if not np.isfinite(array).all():
+        return "values that are not finite (NaN/Inf)"
+    return None
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     """``array`` serialised in ``.npy`` format."""
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array, dtype=np.float32))
+    np.save(buffer, array)
     return buffer.getvalue()

@@ -20,6 +20,7 @@ from ser.data.features import LogMel3D
 from ser.data.folds import Fold
 from ser.data.normalization import Normalizer, check_padding, fit_normalizer, frame_weights
 from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, Sliding
+from ser.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ class SERDataModule(L.LightningDataModule):
         eval_batch_size: validation/test batch size (default: ``batch_size``).
         num_workers: loader worker processes.
         pin_memory: pin batches (for GPU training).
-        skip_bad_audio: drop unreadable/empty/too-short files with a warning instead of failing.
+        skip_bad_audio: drop unusable files (unreadable, empty, too short, NaN/Inf samples)
+            with a warning instead of failing; :attr:`dropped` records them with their split
+            and reason (``results.json``'s ``dropped_files``).
         seed: seed of the weighted sampler.
         progress: show a progress bar while extracting features.
 
@@ -88,6 +91,11 @@ class SERDataModule(L.LightningDataModule):
         progress: bool = True,
     ) -> None:
         super().__init__()
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"datamodule.{key}={value!r}: give a positive number of segments")
+        if num_workers < 0:
+            raise ConfigError(f"datamodule.num_workers={num_workers}: give 0 or more")
         self.corpus = corpus
         self.fold_index = fold
         self.features = features or LogMel3D()
@@ -114,6 +122,9 @@ class SERDataModule(L.LightningDataModule):
         self.normalizer: Normalizer | None = None
         self.class_weights: torch.Tensor | None = None
         self.utterances: dict[str, list[Utterance]] = {}
+        #: unusable files of the fold left out by ``skip_bad_audio``: id, path, speaker, split,
+        #: reason
+        self.dropped: list[dict[str, str]] = []
         self.datasets: dict[str, SegmentDataset] = {}
         self._sampler = None
 
@@ -154,10 +165,9 @@ class SERDataModule(L.LightningDataModule):
         fold = self.fold
         members = [u for u in self.corpus.utterances if fold.split_of(u.speaker)]
         usable = self._drop_bad(members, self._fill(members))
-        frames, offsets, lengths = frame_store(self.cache.load(usable))
         label_index = {c: i for i, c in enumerate(self.classes)}
 
-        tables, split_index = {}, {}
+        split_index = {}
         for split in SPLITS:
             index = np.array(
                 [i for i, u in enumerate(usable) if fold.split_of(u.speaker) == split],
@@ -170,6 +180,11 @@ class SERDataModule(L.LightningDataModule):
                 )
             split_index[split] = index
             self.utterances[split] = [usable[i] for i in index]
+        self._check_classes_covered()
+        frames, offsets, lengths = frame_store(self.cache.load(usable, self._extract))
+        tables = {}
+        for split in SPLITS:
+            index = split_index[split]
             labels = [usable[i].label for i in index]
             policy = self._train_policy(labels) if split == "train" else self.eval_segments
             tables[split] = policy.segment(lengths[index], labels, length=self.segment_frames)
@@ -202,6 +217,25 @@ class SERDataModule(L.LightningDataModule):
                 padding=padding,
             )
         log.info("%s", self.summary())
+
+    def _check_classes_covered(self) -> None:
+        """Refuse a fold whose training or validation split lacks a class.
+
+        The model would keep an output it never learns (or never selects on), and UAR would
+        count that class against it. A test split without a class is fine: its recall is
+        undefined (``null``) and UAR averages over the classes present.
+        """
+        for split in ("train", "val"):
+            present = {u.label for u in self.utterances[split]}
+            absent = [c for c in self.classes if c not in present]
+            if absent:
+                speakers = ",".join(getattr(self.fold, split))
+                raise CorpusError(
+                    f"{self.corpus.name} fold {self.fold_index}: no {split} utterances of "
+                    f"class(es) {absent} ({split} speakers {speakers}"
+                    f"{', after skipping unusable files' if self.dropped else ''}); leave "
+                    "them out of data.classes or choose folds whose speakers have them"
+                )
 
     def _fixed_minority(self) -> tuple[tuple[str, ...] | None, str]:
         """Minority classes fixed by the config, and the option that fixed them.
@@ -258,7 +292,25 @@ class SERDataModule(L.LightningDataModule):
                 f"{len(report.bad)} unusable audio file(s) in {self.corpus.name} ({examples}). "
                 "Fix or remove them, or set datamodule.skip_bad_audio=true to skip them"
             )
-        log.warning("skipping %d unusable audio file(s): %s", len(report.bad), examples)
+        fold = self.fold
+        self.dropped = [
+            {
+                "id": u.id,
+                "path": str(u.path),
+                "speaker": u.speaker,
+                "split": fold.split_of(u.speaker),
+                "reason": report.bad[u.id],
+            }
+            for u in utterances
+            if u.id in report.bad
+        ]
+        per_split = Counter(d["split"] for d in self.dropped)
+        log.warning(
+            "skipping %d unusable audio file(s) (datamodule.skip_bad_audio=true; %s): %s",
+            len(self.dropped),
+            ", ".join(f"{per_split[s]} {s}" for s in SPLITS if per_split[s]),
+            examples,
+        )
         return [u for u in utterances if u.id not in report.bad]
 
     def summary(self) -> str:

@@ -7,6 +7,7 @@ holds in the normalised segment. The statistics never include padding, in either
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,19 +69,70 @@ def frame_weights(table: SegmentTable, offsets: np.ndarray, total_frames: int) -
     return np.cumsum(diff[:-1])
 
 
+class NonFiniteFeaturesError(ValueError):
+    """The training features hold NaN or Inf; ``row`` is the first such frame of the store."""
+
+    def __init__(self, row: int) -> None:
+        super().__init__(
+            f"the training features contain NaN/Inf values (first at frame row {row} of the "
+            "frame store); normalisation statistics would be NaN"
+        )
+        self.row = row
+
+
 def fit_normalizer(
-    frames: torch.Tensor, weights: np.ndarray, *, min_std: float = 1e-5
+    frames: torch.Tensor,
+    weights: np.ndarray,
+    *,
+    min_std: float = 1e-5,
+    chunk_frames: int = 65536,
 ) -> Normalizer:
     """Weighted mean and std of ``frames`` ``(total, channels, n_mels)``.
 
     Each frame counts as often as training segments cover it, so the statistics are those of
-    exactly what the model is trained on, without the zero padding. Accumulates in float64.
+    exactly what the model is trained on, without the zero padding. Frames of weight 0 (other
+    splits) are never read. Two passes (the mean, then the squared deviations from it) over
+    blocks of ``chunk_frames`` store rows, accumulated in float64: the extra memory is that of
+    one block, not of the store. A non-finite training frame is a
+    :class:`NonFiniteFeaturesError` naming its row.
     """
-    w = torch.from_numpy(weights).to(torch.float64)
-    if w.sum() <= 0:
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames={chunk_frames}: must be at least 1")
+    total = 0.0
+    acc = torch.zeros(frames.shape[1:], dtype=torch.float64)
+    for start, rows, w in _training_blocks(weights, chunk_frames):
+        x = _rows(frames, start, rows)
+        part = torch.einsum("t,tcf->cf", w, x)
+        if not torch.isfinite(part).all():
+            bad = torch.nonzero(~torch.isfinite(x).flatten(1).all(1))[0].item()
+            raise NonFiniteFeaturesError(start + int(rows[bad]))
+        acc += part
+        total += float(w.sum())
+    if total <= 0:
         raise ValueError("normalisation needs at least one training frame")
-    x = frames.to(torch.float64)
-    total = w.sum()
-    mean = torch.einsum("t,tcf->cf", w, x) / total
-    var = torch.einsum("t,tcf->cf", w, (x - mean) ** 2) / total
-    return Normalizer(mean=mean.float(), std=var.sqrt().clamp_min(min_std).float())
+    mean = acc / total
+    acc.zero_()
+    for start, rows, w in _training_blocks(weights, chunk_frames):
+        acc += torch.einsum("t,tcf->cf", w, _rows(frames, start, rows).sub_(mean).square_())
+    std = (acc / total).sqrt()
+    return Normalizer(mean=mean.float(), std=std.clamp_min(min_std).float())
+
+
+def _training_blocks(
+    weights: np.ndarray, chunk_frames: int
+) -> Iterator[tuple[int, np.ndarray, torch.Tensor]]:
+    """``(start, rows, w)`` per block of store rows with training frames.
+
+    ``rows`` are the block's rows of positive weight, relative to ``start``; ``w`` their
+    weights in float64.
+    """
+    for start in range(0, len(weights), chunk_frames):
+        block = weights[start : start + chunk_frames]
+        rows = np.flatnonzero(block > 0)
+        if len(rows):
+            yield start, rows, torch.from_numpy(block[rows].astype(np.float64))
+
+
+def _rows(frames: torch.Tensor, start: int, rows: np.ndarray) -> torch.Tensor:
+    """``frames[start + rows]`` as a new float64 tensor (one block at most)."""
+    return frames[start + torch.from_numpy(rows)].to(torch.float64)

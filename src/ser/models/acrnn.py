@@ -16,6 +16,7 @@ from ser.models.blocks import (
     channels_last,
     check_input,
     frames_to_sequence,
+    require_positive,
 )
 
 
@@ -56,6 +57,12 @@ class ACRNN(nn.Module):
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
+        require_positive(
+            num_classes=num_classes, in_channels=in_channels, n_mels=n_mels, frames=frames,
+            conv_layers=conv_layers, first_channels=first_channels, channels=channels,
+            kernel_size=kernel_size, pool=pool, linear_dim=linear_dim, lstm_hidden=lstm_hidden,
+            attention_dim=attention_dim, fc_dim=fc_dim,
+        )  # fmt: skip
         if conv_layers < 2:
             raise ValueError(f"conv_layers must be at least 2, got {conv_layers}")
         pool_t, pool_f = (int(p) for p in pool)

@@ -16,6 +16,7 @@ from ser.models.blocks import (
     channels_last,
     check_input,
     frames_to_sequence,
+    require_positive,
 )
 
 
@@ -62,6 +63,13 @@ class ADRNN(nn.Module):
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
+        require_positive(
+            num_classes=num_classes, in_channels=in_channels, n_mels=n_mels, frames=frames,
+            conv_channels=conv_channels, kernel_size=kernel_size, pool=pool,
+            dilated_channels=dilated_channels, dilated_kernel=dilated_kernel, dilation=dilation,
+            linear_dim=linear_dim, lstm_hidden=lstm_hidden, attention_dim=attention_dim,
+            fc_dim=fc_dim,
+        )  # fmt: skip
         pool_t, pool_f = (int(p) for p in pool)
         if frames // pool_t < 1 or n_mels // pool_f < 1:
             raise ValueError(f"pool {pool} leaves nothing of a {frames} x {n_mels} input")

@@ -17,6 +17,7 @@ from ser.models.blocks import (
     channels_last,
     check_input,
     frames_to_sequence,
+    require_positive,
 )
 
 Combine = Literal["sum", "recursive"]
@@ -77,6 +78,13 @@ class ADSRNN(nn.Module):
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
+        require_positive(
+            num_classes=num_classes, in_channels=in_channels, n_mels=n_mels, frames=frames,
+            front_channels=front_channels, front_kernel=front_kernel, mel_pool=mel_pool,
+            dilated_channels=dilated_channels, dilated_layers=dilated_layers,
+            dilated_kernel=dilated_kernel, dilation=dilation, lstm_hidden=lstm_hidden,
+            windows=windows, window_frames=window_frames,
+        )  # fmt: skip
         if frames != windows * window_frames:
             raise ValueError(
                 f"frames ({frames}) must equal windows ({windows}) x window_frames "

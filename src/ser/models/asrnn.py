@@ -16,6 +16,7 @@ from ser.models.blocks import (
     channels_last,
     check_input,
     frames_to_sequence,
+    require_positive,
 )
 
 
@@ -59,6 +60,12 @@ class ASRNN(nn.Module):
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
+        require_positive(
+            num_classes=num_classes, in_channels=in_channels, n_mels=n_mels, frames=frames,
+            conv_channels=conv_channels, kernel_size=kernel_size, pools=pools,
+            linear_dim=linear_dim, window=window, shift=shift, window_hidden=window_hidden,
+            attention_dim=attention_dim, sequence_hidden=sequence_hidden, fc_dim=fc_dim,
+        )  # fmt: skip
         widths = [in_channels, *(int(c) for c in conv_channels)]
         pool_sizes = [(int(t), int(f)) for t, f in pools]
         if len(pool_sizes) != len(widths) - 1:

@@ -9,13 +9,48 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 Activation = Literal["relu", "sigmoid", "tanh"]
 Step = Literal["act", "norm"]
+
+
+class NetOptionError(ValueError):
+    """A network constructor argument that cannot work; ``key`` names the argument."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def require_positive(**sizes: int | Sequence[Any]) -> None:
+    """Raise :class:`NetOptionError` naming the first size that is not a positive integer.
+
+    Sequences (kernel sizes, pools, channel lists) are checked element by element. Without
+    this, a zero width fails deep inside torch (``hidden_size must be greater than zero``)
+    without naming the option.
+
+    Example:
+        >>> require_positive(lstm_hidden=128, pool=(2, 2))
+        >>> require_positive(lstm_hidden=0)
+        Traceback (most recent call last):
+        ...
+        ser.models.blocks.NetOptionError: lstm_hidden=0: must be a positive integer
+    """
+    for key, value in sizes.items():
+        values = _flatten(value)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            shown = list(value) if isinstance(value, Sequence) else value
+            raise NetOptionError(key, f"{key}={shown!r}: must be a positive integer")
+
+
+def _flatten(value: Any) -> list[Any]:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [v for item in value for v in _flatten(item)]
+    return [value]
 
 
 def check_input(x: Tensor, in_channels: int, frames: int, n_mels: int) -> None:

@@ -61,8 +61,11 @@ class Corpus(ABC):
         minority_classes: Sequence[str] | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
-        if not classes:
-            raise CorpusError(f"{self.name}: the class list is empty; give at least two classes")
+        if len(classes) < 2:
+            raise CorpusError(
+                f"{self.name}: data.classes={list(classes)}: a classifier needs at least two "
+                "classes; give two or more"
+            )
         if len(set(classes)) != len(classes):
             raise CorpusError(f"{self.name}: duplicate class names in {list(classes)}")
         if self.known_classes is not None:

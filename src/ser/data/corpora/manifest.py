@@ -2,7 +2,8 @@
 
 Required columns ``path,label,speaker``; optional ``gender,session,fold``. Relative paths are
 relative to ``root`` (default: the manifest's folder). The utterance id is the path relative
-to that folder without its suffix.
+to that folder without its suffix. Labels are compared without case and surrounding space
+(``Ang ``, ``ANG`` and ``ang`` are one class, ``ang``); merged spellings are logged.
 
 Folds: with a ``fold`` column (one fold number per speaker, 0..K-1), fold k tests the
 speakers of fold k, validates on fold k+1 (cyclically) and trains on the rest. Without it,
@@ -20,6 +21,7 @@ Example manifest::
 from __future__ import annotations
 
 import csv
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +29,19 @@ from pathlib import Path
 from ser.data.corpora.base import Corpus, CorpusError, Utterance
 from ser.data.folds import Fold, column_folds, leave_one_speaker_out
 
+log = logging.getLogger(__name__)
+
 REQUIRED = ("path", "label", "speaker")
+
+
+def normalize_label(label: str) -> str:
+    """The class name of a manifest label: stripped and lower-case.
+
+    Example:
+        >>> normalize_label(" Ang ")
+        'ang'
+    """
+    return label.strip().lower()
 
 
 class Manifest(Corpus):
@@ -36,7 +50,8 @@ class Manifest(Corpus):
     Args:
         manifest: the CSV file.
         root: base folder of relative paths (default: the manifest's folder).
-        classes: labels to keep, in output order (default: every label, sorted).
+        classes: labels to keep, in output order (default: every label, sorted); compared
+            like the labels, without case and surrounding space.
         minority_classes: classes that get the minority (sliding) segmenting policy in
             training (``data.minority_classes``); ``None``: the class with the fewest
             training utterances of the fold.
@@ -63,8 +78,10 @@ class Manifest(Corpus):
         base = Path(root).expanduser() if root is not None else self.manifest.parent
         super().__init__(
             root=base,
-            classes=classes if classes is not None else labels,
-            minority_classes=minority_classes,
+            classes=[normalize_label(c) for c in classes] if classes is not None else labels,
+            minority_classes=(
+                None if minority_classes is None else [normalize_label(c) for c in minority_classes]
+            ),
         )
 
     @property
@@ -81,11 +98,23 @@ class Manifest(Corpus):
                     f"manifest: {self.manifest} lacks column(s) {missing}; the header must "
                     f"include {','.join(REQUIRED)} (optional gender,session,fold), got {columns}"
                 )
-            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+            rows = [{k.strip(): v or "" for k, v in row.items() if k} for row in reader]
+        spellings: dict[str, set[str]] = {}
+        for row in rows:
+            spellings.setdefault(normalize_label(row["label"]), set()).add(row["label"])
+            row.update({k: v.strip() for k, v in row.items()}, label=normalize_label(row["label"]))
         for number, row in enumerate(rows, start=2):
             empty = [c for c in REQUIRED if not row[c]]
             if empty:
                 raise CorpusError(f"manifest: {self.manifest}:{number}: empty {empty}")
+        merged = {k: sorted(v) for k, v in spellings.items() if len(v) > 1}
+        if merged:
+            log.warning(
+                "manifest %s: labels that differ only in case or surrounding space are one "
+                "class: %s",
+                self.manifest,
+                "; ".join(f"{k} <- {', '.join(repr(s) for s in v)}" for k, v in merged.items()),
+            )
         return rows
 
     def _load(self) -> list[Utterance]:

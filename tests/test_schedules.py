@@ -1,0 +1,151 @@
+"""Learning-rate schedules (conf/scheduler/*.yaml) over real fits on the shared Emo-DB copy.
+
+Every scheduler option runs with an epoch-based trainer (``debug=fast``: 2 epochs of 2
+batches, ``trainer.max_steps=-1``) and a step-based one (``trainer.max_steps=3``,
+``trainer.max_epochs=-1``, ending inside the second epoch); the cosine schedule also with
+gradient accumulation (3 batches, 2 optimiser steps). :class:`RecordLearningRate`, added to
+the run's callbacks by the config, records the learning rate of every optimiser step and
+the one after the last.
+"""
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from ser.schedules import CosineDecay
+from ser.task import train
+
+LR = 1e-3
+#: trainer overrides: name -> (overrides, optimiser steps of the run); debug=fast gives
+#: max_epochs=2, max_steps=-1 and limit_train_batches=3
+TRAINERS = {
+    "epochs": (["trainer.limit_train_batches=2"], 4),  # 2 epochs x 2 batches
+    "steps": (  # ends inside the second epoch
+        ["trainer.limit_train_batches=2", "trainer.max_epochs=-1", "trainer.max_steps=3"],
+        3,
+    ),
+    "accumulate": (["trainer.max_epochs=1", "+trainer.accumulate_grad_batches=2"], 2),  # ceil(3/2)
+}
+
+
+class RecordLearningRate(L.Callback):
+    """Writes ``{"steps": [lr of each optimiser step], "after": lr after the last}`` to ``path``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.steps: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.steps.append(optimizer.param_groups[0]["lr"])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        after = trainer.optimizers[0].param_groups[0]["lr"]
+        self.path.write_text(json.dumps({"steps": self.steps, "after": after}))
+
+
+def fit(compose_config, run_dir: Path, overrides: list[str]) -> tuple[list[float], float]:
+    """Fit ASRNN (debug widths, no test); the learning rate of each optimiser step, and after."""
+    record = run_dir.parent / "learning_rates.json"
+    cfg = compose_config(
+        [
+            "model=asrnn",
+            "debug=fast",
+            f"model.optimizer.lr={LR}",
+            "test=false",
+            "print_config=false",
+            f"+callbacks.record_lr._target_={__name__}.RecordLearningRate",
+            f"+callbacks.record_lr.path={record}",
+            *overrides,
+        ],
+        run_dir=run_dir,
+    )
+    train(cfg)
+    recorded = json.loads(record.read_text())
+    return recorded["steps"], recorded["after"]
+
+
+@pytest.mark.parametrize("trainer", ["epochs", "steps"])
+def test_no_scheduler_keeps_the_learning_rate(compose_config, tmp_path, trainer):
+    overrides, steps = TRAINERS[trainer]
+    lrs, after = fit(compose_config, tmp_path / "run", ["scheduler=none", *overrides])
+    assert len(lrs) == steps
+    assert lrs == [LR] * steps and after == LR
+
+
+@pytest.mark.parametrize("trainer", ["epochs", "steps", "accumulate"])
+def test_cosine_decays_once_over_the_whole_run(compose_config, tmp_path, trainer):
+    overrides, steps = TRAINERS[trainer]
+    lrs, after = fit(compose_config, tmp_path / "run", ["scheduler=cosine", *overrides])
+    assert len(lrs) == steps
+    assert lrs[0] == pytest.approx(LR)
+    assert all(b <= a for a, b in itertools.pairwise(lrs)), f"rises: {lrs}"
+    assert lrs[-1] < lrs[0]
+    # cosine over exactly the run's optimiser steps: eta_min (0) right after the last one
+    expected = [LR * (1 + math.cos(math.pi * k / steps)) / 2 for k in range(steps)]
+    assert lrs == pytest.approx(expected, rel=1e-6)
+    assert after == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("trainer", ["epochs", "steps"])
+def test_plateau_never_raises_the_learning_rate(compose_config, tmp_path, trainer):
+    overrides, steps = TRAINERS[trainer]
+    # patience 0: any validation without improvement halves it within the run
+    lrs, after = fit(
+        compose_config,
+        tmp_path / "run",
+        ["scheduler=plateau", "model.scheduler.patience=0", *overrides],
+    )
+    assert len(lrs) == steps
+    assert lrs[0] == LR
+    assert all(b <= a for a, b in itertools.pairwise(lrs)), f"rises: {lrs}"
+    assert after <= lrs[-1]
+
+
+def test_cosine_without_a_training_length_is_a_config_error(compose_config, tmp_path, capsys):
+    cfg = compose_config(
+        ["model=asrnn", "debug=fast", "scheduler=cosine", "trainer.max_epochs=-1"],
+        run_dir=tmp_path / "run",
+    )
+    with pytest.raises(SystemExit) as exit_:
+        train(cfg)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "trainer.max_steps=-1 and trainer.max_epochs=-1" in err
+    assert "set trainer.max_steps or trainer.max_epochs" in err
+
+
+def test_cosine_decay_stays_at_eta_min_past_its_length():
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in (1.0, 0.5)]
+    optimizer = torch.optim.SGD(groups)
+    scheduler = CosineDecay(optimizer, total_steps=4, eta_min=0.1)
+    lrs = []
+    for _ in range(8):
+        lrs.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    factors = [(1 + math.cos(math.pi * k / 4)) / 2 for k in range(5)] + [0.0] * 3
+    expected = [[0.1 + (lr - 0.1) * f for lr in (1.0, 0.5)] for f in factors]
+    assert lrs == [pytest.approx(row) for row in expected]
+    with pytest.raises(ValueError, match="total_steps=0"):
+        CosineDecay(optimizer, total_steps=0)
+
+
+def test_resumed_cosine_decay_spans_the_new_length():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    first = CosineDecay(optimizer, total_steps=4)
+    for _ in range(4):
+        optimizer.step()
+        first.step()
+    state = first.state_dict()
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    resumed = CosineDecay(optimizer, total_steps=8)
+    resumed.load_state_dict(state)
+    assert (resumed.total_steps, resumed.last_epoch) == (8, 4)
+    optimizer.step()
+    resumed.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx((1 + math.cos(math.pi * 5 / 8)) / 2)
