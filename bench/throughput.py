@@ -32,14 +32,12 @@ import torch
 from torch import nn
 
 from ser.io import write_json_atomic
-from ser.models import ACRNN, ADRNN, ADSRNN, ASRNN
+from ser.models import ADSRNN, NETWORKS
 
+#: The registry's networks at their default widths, plus ADSRNN with a narrower dilated block.
 MODELS: dict[str, Callable[[], nn.Module]] = {
-    "adsrnn": ADSRNN,
+    **NETWORKS,
     "adsrnn@64": lambda: ADSRNN(dilated_channels=64),
-    "acrnn": ACRNN,
-    "adrnn": ADRNN,
-    "asrnn": ASRNN,
 }
 NUM_CLASSES = 4
 

@@ -1,17 +1,17 @@
 """The Hydra config tree: every model x data x hardware(cpu) composes and instantiates."""
 
+from pathlib import Path
+
 import hydra
 import lightning as L
 import pytest
+import torch
 
-import ser.models
-from ser.config import ConfigError, check_choices
+from ser.config import ConfigError, check_choices, cpu_supports_bf16
 from ser.data.corpora import IEMOCAP, EmoDB, Manifest
+from ser.models import NETWORKS
 from ser.module import SERModule
 from ser.task import instantiate_dict
-
-MODELS = {"adsrnn": ser.models.ADSRNN, "acrnn": ser.models.ACRNN, "adrnn": ser.models.ADRNN,
-          "asrnn": ser.models.ASRNN}  # fmt: skip
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def data_overrides(iemocap_tree, emodb_manifest):
 
 
 @pytest.mark.parametrize("data", ["emodb", "iemocap", "manifest"])
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", sorted(NETWORKS))
 def test_every_model_and_corpus_composes_and_instantiates(
     compose_config, data_overrides, model, data
 ):
@@ -35,9 +35,11 @@ def test_every_model_and_corpus_composes_and_instantiates(
     assert datamodule.fold.index == cfg.fold == 0
     module = hydra.utils.instantiate(cfg.model, class_names=list(datamodule.classes))
     assert isinstance(module, SERModule)
-    assert isinstance(module.net, MODELS[model])
+    assert isinstance(module.net, NETWORKS[model])
     assert module.name == model
-    assert module.net_spec["target"] == f"{MODELS[model].__module__}.{MODELS[model].__qualname__}"
+    assert (
+        module.net_spec["target"] == f"{NETWORKS[model].__module__}.{NETWORKS[model].__qualname__}"
+    )
     callbacks = instantiate_dict(cfg.callbacks)
     loggers = instantiate_dict(cfg.logger)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
@@ -46,7 +48,7 @@ def test_every_model_and_corpus_composes_and_instantiates(
     assert trainer.checkpoint_callback.monitor == "val/uar"
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", sorted(NETWORKS))
 def test_debug_preset_shrinks_each_model(compose_config, model):
     def params(overrides):
         cfg = compose_config([f"model={model}", *overrides])
@@ -115,3 +117,36 @@ def test_unknown_group_option_is_one_clear_error():
     with pytest.raises(ConfigError, match=r"unknown data 'librispeech'.*emodb.*iemocap.*manifest"):
         check_choices(["data=librispeech"])
     check_choices(["model=adsrnn,acrnn", "fold=range(10)", "debug=null", "+seeds=3"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu avx2 avx512f avx512_bf16 amx_tile", True),
+        ("fpu avx2 amx_bf16 amx_tile", True),
+        ("fpu avx2 avx512f avx512_vnni", False),
+        ("fpu avx2 avx512_bf16x", False),
+    ],
+)
+def test_cpu_bf16_support_is_read_from_the_cpu_flags(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\n")
+    assert cpu_supports_bf16(cpuinfo) is expected
+
+
+def test_cpu_bf16_support_is_false_where_the_flags_are_unknown(tmp_path):
+    assert cpu_supports_bf16(tmp_path / "absent") is False
+
+
+def test_hardware_auto_picks_bf16_on_a_gpu_or_a_bf16_cpu_and_cpu_stays_fp32(compose_config):
+    flags = set()
+    if Path("/proc/cpuinfo").is_file():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags |= set(line.split(":", 1)[1].split())
+    native = torch.cuda.is_available() or bool(flags & {"avx512_bf16", "amx_bf16"})
+    auto = compose_config(["hardware=auto"]).trainer.precision
+    assert auto == ("bf16-mixed" if native else "32-true")
+    assert compose_config(["hardware=cpu"]).trainer.precision == "32-true"
+    fp32 = compose_config(["hardware=auto", "trainer.precision=32-true"]).trainer.precision
+    assert fp32 == "32-true"

@@ -1,5 +1,6 @@
 """Center loss (ser.losses)."""
 
+import pytest
 import torch
 
 from ser.losses import CenterLoss
@@ -12,7 +13,7 @@ def test_center_loss_is_half_mean_squared_distance_to_class_centers():
     z = torch.tensor([[1.0, 0.0], [1.0, 3.0], [2.0, 0.0]])
     y = torch.tensor([0, 1, 2])
     # squared distances 1, 4, 0 -> mean 5/3 -> * 0.5 * weight 0.5
-    assert loss(z, y).item() == torch.tensor(5 / 3 * 0.25).item()
+    assert loss(z, y).item() == pytest.approx(5 / 3 * 0.25, rel=1e-6)
 
 
 def test_centers_move_towards_their_class_embeddings():

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ser.errors import ConfigError
 from ser.losses import CenterLoss
 from ser.models import ADRNN, ASRNN
 from ser.module import SERModule, net_spec
@@ -75,5 +76,5 @@ def test_net_spec_rebuilds_the_network():
 
 
 def test_unknown_combination_rule_is_rejected():
-    with pytest.raises(ValueError, match=r"model\.combine='median'"):
+    with pytest.raises(ConfigError, match=r"model\.combine='median'"):
         module(combine="median")

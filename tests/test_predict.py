@@ -217,3 +217,19 @@ def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_pa
     missing = run_predict(f"ckpt={tmp_path / 'nope.ckpt'}", f"audio={folder}", cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("error: checkpoint")
+
+
+def test_a_cpu_bf16_checkpoint_predicts_like_its_test_step(compose_config, tmp_path, emodb_root):
+    # the test step ran under CPU bf16 autocast; fp32 inference differs by about 1e-3
+    overrides = ["model=asrnn", "debug=fast", "trainer.max_epochs=3", "model.optimizer.lr=0.003"]
+    cfg = compose_config([*overrides, "trainer.precision=bf16-mixed"], run_dir=tmp_path / "bf16")
+    results = train(cfg)
+    predictor = Predictor.from_checkpoint(results["best_checkpoint"], device="cpu")
+    assert predictor.precision == "bf16-mixed"
+    expected = results["predictions"]
+    files = [emodb_root / "wav" / f"{p['id']}.wav" for p in expected]
+    for prediction, test_step in zip(
+        predictor.predict_files(files, progress=False), expected, strict=True
+    ):
+        assert prediction.label == test_step["pred"]
+        assert prediction.probs == pytest.approx(test_step["probs"], abs=1e-5)

@@ -16,6 +16,7 @@ import torch
 from wandb_records import wait_for_run_record
 
 from ser.data.corpora import EmoDB
+from ser.models import NETWORKS
 from ser.module import NonFiniteLossError
 from ser.task import train
 
@@ -32,7 +33,7 @@ def expected_test_utterances(emodb_root: Path, speaker: str) -> dict[str, str]:
     return {u.id: u.label for u in corpus.utterances if u.speaker == speaker}
 
 
-@pytest.mark.parametrize("model", ["adsrnn", "acrnn", "adrnn", "asrnn"])
+@pytest.mark.parametrize("model", list(NETWORKS))
 def test_debug_run_writes_complete_results(compose_config, emodb_root, tmp_path, model):
     run_dir = tmp_path / model
     cfg = compose_config([f"model={model}", "debug=fast", "fold=2"], run_dir=run_dir)
@@ -60,8 +61,8 @@ def test_debug_run_writes_complete_results(compose_config, emodb_root, tmp_path,
         assert sum(p["probs"].values()) == pytest.approx(1.0, abs=1e-5)
         assert p["pred"] == max(p["probs"], key=p["probs"].get)
     assert (run_dir / "config.yaml").is_file()
+    # best_epoch against metrics.csv: tests/test_protocol.py
     checkpoint = torch.load(results["best_checkpoint"], map_location="cpu", weights_only=False)
-    assert checkpoint["epoch"] == results["best_epoch"]
     meta = checkpoint["ser"]
     assert meta["class_names"] == classes and meta["fold"]["test"] == ["09"]
     assert set(meta["normalizer"]) == {"mean", "std"} and meta["normalizer"]["std"].shape == (3, 40)
@@ -110,18 +111,6 @@ def run_cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.Completed
         text=True,
         timeout=600,
     )
-
-
-def test_ddp_sim_tests_the_same_utterances_as_one_process(tmp_path, emodb_root, emodb_cache_dir):
-    common = ["model=asrnn", "debug=fast", "fold=1", f"paths.cache_dir={emodb_cache_dir}"]
-    env = {"SER_EMODB_ROOT": str(emodb_root)}
-    ddp = run_cli([*common, "hardware=ddp_sim", f"hydra.run.dir={tmp_path}/ddp"], tmp_path, **env)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    results = json.loads((tmp_path / "ddp" / "results.json").read_text())
-    assert results["environment"]["world_size"] == 2
-    ids = [p["id"] for p in results["predictions"]]
-    assert sorted(ids) == sorted(expected_test_utterances(emodb_root, "08"))
-    assert len(ids) == len(set(ids))
 
 
 def test_wandb_offline_run_is_named_and_grouped(compose_config, tmp_path, monkeypatch):

@@ -1,9 +1,13 @@
-"""Callbacks: what a W&B run gets beyond Lightning's curves."""
+"""Callbacks: what a W&B run gets beyond Lightning's curves, and exact resumption."""
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from ser.plots import confusion_figure
@@ -36,7 +40,6 @@ class WandbExtras(L.Callback):
         results = getattr(pl_module, "test_results", None)
         if not trainer.is_global_zero or not results:
             return
-        import matplotlib.pyplot as plt
         import wandb
 
         classes = results["confusion"]["classes"]
@@ -54,4 +57,40 @@ class WandbExtras(L.Callback):
                     "test/confusion_image": wandb.Image(figure),
                 }
             )
-        plt.close(figure)
+
+
+class ResumableRandomness(L.Callback):
+    """Saves the random number generators' states in every checkpoint and restores them on
+    resume, so a run resumed from ``last.ckpt`` draws the same shuffles and dropout masks as
+    the run that was interrupted would have.
+
+    Lightning restores weights, optimiser, schedulers and loop counters, but not the RNGs: a
+    resumed run would otherwise continue from the seed's initial state, and its result would
+    differ from an uninterrupted run's. Fresh runs are unaffected.
+    """
+
+    KEY = "rng_states"
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states: dict[str, Any] = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            states["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint[self.KEY] = states
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get(self.KEY)
+        if not states or trainer.state.fn != "fit":
+            return  # testing a checkpoint draws nothing; an older checkpoint has no states
+        random.setstate(states["python"])
+        np.random.set_state(states["numpy"])
+        torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])

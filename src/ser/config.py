@@ -11,14 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from ser.data.audio import AudioError
-from ser.data.corpora import CorpusError
-from ser.data.download import DownloadError
-from ser.errors import ConfigError
+from ser.errors import ConfigError, SERError
 
 #: the repository's ``conf/`` (the package is installed in editable mode by ``make install``)
 CONFIG_DIR = Path(os.environ.get("SER_CONFIG_DIR", Path(__file__).resolve().parents[2] / "conf"))
@@ -35,6 +31,30 @@ def _require_gpu(value: str) -> str:
             "False; check CUDA_VISIBLE_DEVICES and the driver); use hardware=cpu or hardware=auto"
         )
     return value
+
+
+#: CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic, where bf16 autocast pays off
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX); False where unknown.
+
+    Elsewhere, bf16 autocast on the CPU is emulated and slower than fp32.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = {
+        flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()
+    }
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def _auto_precision() -> str:
+    """``hardware=auto``'s precision: bf16 autocast on a GPU or a bf16 CPU, else fp32."""
+    return "bf16-mixed" if _gpu_visible() or cpu_supports_bf16() else "32-true"
 
 
 def _wandb_offline() -> bool:
@@ -76,6 +96,7 @@ def register_resolvers() -> None:
     resolvers = {
         "ser.if_gpu": lambda on_gpu, otherwise: on_gpu if _gpu_visible() else otherwise,
         "ser.require_gpu": _require_gpu,
+        "ser.auto_precision": _auto_precision,
         "ser.wandb_offline": _wandb_offline,
         "ser.seed_range": _seed_range,
         "ser.seed_suffix": _seed_suffix,
@@ -140,21 +161,19 @@ def require_complete(cfg: Any) -> None:
         raise ConfigError(_missing_option(missing[0]))
 
 
-USER_ERRORS = (ConfigError, CorpusError, AudioError, DownloadError, MissingMandatoryValue)
-
-
 def user_error(err: BaseException) -> BaseException | None:
-    """The user-facing error in ``err``'s cause chain (Hydra wraps constructor errors).
+    """The first user error in ``err``'s cause/context chain, or ``None`` for a bug.
 
-    A ``ValueError`` raised by a constructor that Hydra instantiates from the config is a
-    bad option value (``features.window=foo``), so it counts too.
+    A user error is a :class:`~ser.errors.SERError` or an unset mandatory option
+    (OmegaConf's ``MissingMandatoryValue``). Hydra wraps constructor errors in an
+    ``InstantiationException`` and OmegaConf wraps resolver errors, hence the walk along
+    the chain. Nothing else counts, not even a ``ValueError`` raised while instantiating
+    the config: that may be a bug, and it keeps its traceback.
     """
     seen = set()
-    instantiating = False
     while err is not None and id(err) not in seen:
-        if isinstance(err, USER_ERRORS) or (instantiating and isinstance(err, ValueError)):
+        if isinstance(err, SERError | MissingMandatoryValue):
             return err
-        instantiating = instantiating or isinstance(err, InstantiationException)
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None

@@ -1,5 +1,44 @@
-"""Errors that mean 'the user asked for something that cannot work' (one clear line, exit 2)."""
+"""User errors: the user asked for something that cannot work.
+
+Every such error is a :class:`SERError`. Entry points print it as one ``error:`` line and
+exit with code 2 (:func:`ser.config.exit_on_user_error`); any other exception is a bug and
+keeps its traceback. The subclasses also derive from the builtin exception that callers
+catch (``ValueError``, or ``RuntimeError`` for a failed download).
+
+The old import paths still work: ``ser.data.corpora.CorpusError``, ``ser.data.audio.AudioError``,
+``ser.data.download.DownloadError`` and ``ser.predict.CheckpointError`` are these classes.
+"""
 
 
-class ConfigError(ValueError):
+class SERError(Exception):
+    """The user asked for something that cannot work: one ``error:`` line, exit code 2.
+
+    The message says what is wrong and, where it comes from the config, names the option.
+    """
+
+
+class ConfigError(SERError, ValueError):
     """A configuration choice that cannot work (the message names the option)."""
+
+
+class CorpusError(SERError, ValueError):
+    """A corpus root, manifest or option that cannot be used (the message says what to do)."""
+
+
+class AudioError(SERError, ValueError):
+    """An audio file that cannot be used: unreadable, empty or too short (names the file).
+
+    ``permanent`` is False for failures that may pass (the file system refused the read).
+    """
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class DownloadError(SERError, RuntimeError):
+    """The archive could not be fetched, verified or unpacked."""
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint that is missing or was not written by ser's ``train.py``."""

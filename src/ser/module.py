@@ -130,7 +130,7 @@ class SERModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if combine not in COMBINE:
-            raise ValueError(f"model.combine={combine!r}: choose one of {COMBINE}")
+            raise ConfigError(f"model.combine={combine!r}: choose one of {COMBINE}")
         self.name = name
         self.class_names = list(class_names)
         try:

@@ -1,14 +1,15 @@
-"""Figures: row-normalised confusion matrices and per-fold UAR (matplotlib, no display)."""
+"""Figures: row-normalised confusion matrices and per-fold UAR (matplotlib, no display).
+
+Figures are built with matplotlib's object-oriented API (:class:`~matplotlib.figure.Figure`),
+not pyplot: no global figure registry to close, and no backend to switch, so importing this
+module leaves the caller's matplotlib set-up alone.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -44,7 +45,8 @@ def confusion_figure(
     count = len(matrices)
     columns = min(columns, count)
     rows = -(-count // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.8 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * columns, 3.8 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax, (title, matrix) in zip(axes.flat, matrices.items(), strict=False):
         draw_confusion(ax, np.asarray(matrix), classes, title)
     for ax in axes.flat[count:]:
@@ -56,7 +58,8 @@ def confusion_figure(
 def uar_per_fold_figure(uar: Mapping[str, Mapping[int, float]]) -> Figure:
     """Per-fold UAR per model: a box plot with every fold drawn as a point."""
     models = list(uar)
-    fig, ax = plt.subplots(figsize=(1.6 * len(models) + 2.5, 4))
+    fig = Figure(figsize=(1.6 * len(models) + 2.5, 4))
+    ax = fig.subplots()
     values = [np.array(list(uar[m].values()), dtype=float) * 100 for m in models]
     ax.boxplot(values, showfliers=False)
     ax.set_xticks(range(1, len(models) + 1), models)
@@ -73,8 +76,7 @@ def uar_per_fold_figure(uar: Mapping[str, Mapping[int, float]]) -> Figure:
 
 
 def save_figure(fig: Figure) -> bytes:
-    """The figure as PNG bytes (then closed), for atomic writing."""
+    """The figure as PNG bytes, for atomic writing."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
     return buffer.getvalue()

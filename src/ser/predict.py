@@ -38,22 +38,19 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
 
-from ser.config import CONFIG_DIR, ConfigError, exit_on_user_error, require_complete
-from ser.data.audio import AudioError, conform, load_audio
+from ser.config import CONFIG_DIR, exit_on_user_error, require_complete
+from ser.data.audio import conform, load_audio
 from ser.data.dataset import SegmentDataset, frame_store
 from ser.data.features import LogMel3D
 from ser.data.normalization import Normalizer, check_padding
 from ser.data.segments import SegmentPolicy
+from ser.errors import AudioError, CheckpointError, ConfigError
 from ser.io import write_json_atomic, write_text_atomic
 from ser.metrics import combine_segments
 from ser.specs import from_spec
 from ser.text import align_table, csv_text
 
 AUDIO_SUFFIXES = {f".{fmt.lower()}" for fmt in sf.available_formats()} | {".oga", ".opus"}
-
-
-class CheckpointError(ConfigError):
-    """A checkpoint that is missing or was not written by ser's ``train.py``."""
 
 
 @dataclass
@@ -87,7 +84,7 @@ class Predictor:
         combine: ``max`` or ``mean`` over an utterance's segments.
         padding: padding of short segments, ``mean`` or ``zeros`` (``datamodule.padding``).
         precision: Lightning precision of the evaluation (``bf16-mixed``: bf16 autocast on
-            CUDA, as the test step ran).
+            the device, as the test step ran).
         device: where the network runs.
         batch_size: segments per forward pass.
     """
@@ -236,11 +233,11 @@ class Predictor:
             length=self.segment_frames,
             padding=self.normalizer.padding_frame(self.padding),
         )
-        bf16 = self.precision.startswith("bf16") and self.device.type == "cuda"
+        bf16 = self.precision.startswith("bf16")
         seg_probs = []
         for start in range(0, len(dataset), self.batch_size):
             batch = dataset.__getitems__(range(start, min(start + self.batch_size, len(dataset))))
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
                 log_probs = self.net(batch["x"].to(self.device))
             seg_probs.append(log_probs.float().exp().cpu())
         seg_probs = torch.cat(seg_probs)
@@ -347,6 +344,8 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     device = None if cfg.device == "auto" else cfg.device
     if device and device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device}: no GPU is visible; use device=cpu or device=auto")
+    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+        raise ConfigError(f"batch_size={cfg.batch_size!r}: give a positive number of segments")
     predictor = Predictor.from_checkpoint(cfg.ckpt, device=device, batch_size=cfg.batch_size)
     predictions = predictor.predict_files(files, progress=cfg.progress and len(files) > 1)
     table = rows(predictions, predictor.class_names)

@@ -31,15 +31,10 @@ import numpy as np
 from scipy import stats
 
 from ser.io import write_bytes_atomic, write_text_atomic
+from ser.models import NETWORKS
 from ser.text import csv_text
 
 log = logging.getLogger(__name__)
-
-MODEL_ORDER = ("adsrnn", "acrnn", "adrnn", "asrnn")
-CSV_COLUMNS = (
-    "model", "n_folds", "missing_folds", "failed_folds", "uar_mean", "uar_std", "wa_mean",
-    "wa_std",
-)  # fmt: skip
 
 
 @dataclass
@@ -181,7 +176,7 @@ def aggregate(
     for run in runs:
         by_model[run["model"]][run["fold"]].append(run)
         folds[run["fold"]] = run["test_speakers"]
-    order = [m for m in MODEL_ORDER if m in by_model] + sorted(set(by_model) - set(MODEL_ORDER))
+    order = [m for m in NETWORKS if m in by_model] + sorted(set(by_model) - set(NETWORKS))
     models = {}
     for model in order:
         per_fold = dict(sorted(by_model[model].items()))

@@ -25,13 +25,15 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 import ser
 from ser.config import exit_on_user_error, require_complete, user_error
-from ser.errors import ConfigError
+from ser.errors import ConfigError, SERError
 from ser.io import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -119,6 +121,26 @@ def environment(trainer: L.Trainer) -> dict[str, Any]:
 def instantiate_dict(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
     """Instantiate every non-null entry of a ``{name: {_target_: ...}}`` config node."""
     return [hydra.utils.instantiate(node, **kwargs) for node in (cfg or {}).values() if node]
+
+
+def instantiate_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
+    """The Lightning trainer of ``cfg`` (the ``trainer`` node) with ``kwargs`` added.
+
+    Lightning checks its arguments in the constructor and names the bad one in a
+    ``ValueError``, ``TypeError`` or ``MisconfigurationException`` (``trainer.precision=16x``,
+    ``trainer.devices=0``). Those are option values set in the config, so they become a
+    :class:`ConfigError`. A user error raised inside (``hardware=gpu`` without a GPU) stays
+    as it is, and anything else keeps its traceback.
+    """
+    try:
+        return hydra.utils.instantiate(cfg, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, SERError) or not isinstance(
+            cause, ValueError | TypeError | MisconfigurationException
+        ):
+            raise
+        raise ConfigError(f"trainer: {cause}") from err
 
 
 def print_config(cfg: DictConfig) -> None:
@@ -265,7 +287,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     model = hydra.utils.instantiate(cfg.model, class_names=list(datamodule.classes))
     callbacks = instantiate_dict(cfg.callbacks)
     loggers = instantiate_dict(cfg.logger)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ser.data.balance import ClassWeightedLoss, FixedPerClass, NoBalance, WeightedSampler
+from ser.errors import ConfigError
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_fixed_per_class_warns_about_small_classes(labels, caplog):
 
 
 def test_fixed_per_class_needs_a_positive_n():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match=r"datamodule\.balance\.n=0"):
         FixedPerClass(n=0)
 
 

@@ -8,6 +8,7 @@ import torch
 import torchaudio
 
 from ser.data.features import LogMel3D, peak_normalize
+from ser.errors import ConfigError
 
 SR = 16000
 WIN = SR * 25 // 1000  # 25 ms frames
@@ -35,7 +36,6 @@ def test_shape_dtype_and_frame_count(seconds):
     out = LogMel3D()(torch.randn(n, generator=torch.Generator().manual_seed(0)))
     assert out.shape == (3, frames_for(n), 40)
     assert out.dtype == torch.float32
-    assert LogMel3D().num_frames(n) == frames_for(n)
 
 
 def test_frame_count_just_below_and_above_a_hop():
@@ -118,9 +118,9 @@ def test_parameters_that_change_the_output_are_in_config(wave):
 
 
 def test_bad_options():
-    with pytest.raises(ValueError, match="window"):
+    with pytest.raises(ConfigError, match=r"features\.window='triangle': choose one of"):
         LogMel3D(window="triangle")
-    with pytest.raises(ValueError, match="n_fft"):
+    with pytest.raises(ConfigError, match=r"features\.win_ms=50\.0: .* 800 samples .*n_fft=512"):
         LogMel3D(win_ms=50.0)
 
 

@@ -20,6 +20,7 @@ from ser.data.normalization import (
     frame_weights,
 )
 from ser.data.segments import FirstLast, SegmentTable
+from ser.errors import ConfigError
 
 
 def covered_frames(frames, offsets, table):
@@ -136,7 +137,7 @@ def test_padding_frame_of_each_mode():
     assert normalizer.padding_frame("mean") is None  # the dataset's zeros: the training mean
     expected = torch.tensor([[-0.5, 1.0], [-1.0, -2.0], [1.0, 0.0]])  # -mean / std by hand
     assert torch.equal(normalizer.padding_frame("zeros"), expected)
-    with pytest.raises(ValueError, match=r"datamodule\.padding='edge': choose one of mean, zeros"):
+    with pytest.raises(ConfigError, match=r"datamodule\.padding='edge': choose one of mean, zeros"):
         normalizer.padding_frame("edge")
 
 
@@ -298,5 +299,5 @@ def test_padding_modes_pad_short_segments_and_keep_padding_out_of_the_statistics
 
 
 def test_unknown_padding_is_a_clear_error(emodb_manifest, tmp_path):
-    with pytest.raises(ValueError, match=r"datamodule\.padding='same': choose one of mean, zeros"):
+    with pytest.raises(ConfigError, match=r"datamodule\.padding='same': choose one of mean, zeros"):
         SERDataModule(corpus=Manifest(manifest=emodb_manifest), fold=0, padding="same")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ser.data.segments import FirstLast, PerClass, SegmentTable, Sliding
+from ser.errors import ConfigError
 
 L = 300  # SEED.md: 3 s
 HOP = 100  # SEED.md: the minority class' window hop
@@ -51,7 +52,7 @@ def test_sliding_windows_with_an_end_aligned_last_window():
 
 
 def test_sliding_hop_must_be_positive():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match=r"Sliding\(hop=0\).*datamodule\.train_segments"):
         Sliding(hop=0)
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ser.models import ACRNN, ADRNN, ADSRNN, ASRNN
+from ser.models import NETWORKS
 
-#: name -> (class, narrow keyword arguments, input (frames, n_mels))
-SMALL: dict[str, tuple[type[nn.Module], dict, tuple[int, int]]] = {
+#: name (a key of ``NETWORKS``) -> (narrow keyword arguments, input (frames, n_mels))
+SMALL: dict[str, tuple[dict, tuple[int, int]]] = {
     "acrnn": (
-        ACRNN,
         {
             "n_mels": 8,
             "frames": 20,
@@ -27,7 +26,6 @@ SMALL: dict[str, tuple[type[nn.Module], dict, tuple[int, int]]] = {
         (20, 8),
     ),
     "adrnn": (
-        ADRNN,
         {
             "n_mels": 8,
             "frames": 20,
@@ -41,7 +39,6 @@ SMALL: dict[str, tuple[type[nn.Module], dict, tuple[int, int]]] = {
     ),
     # CNN output: 20 frames x 8 bands; windows of 4 every 2 frames -> 9 windows.
     "asrnn": (
-        ASRNN,
         {
             "n_mels": 16,
             "frames": 40,
@@ -57,7 +54,6 @@ SMALL: dict[str, tuple[type[nn.Module], dict, tuple[int, int]]] = {
     ),
     # 4 windows of 10 frames, 8 mel bands.
     "adsrnn": (
-        ADSRNN,
         {
             "n_mels": 8,
             "frames": 40,
@@ -75,12 +71,12 @@ LABELS = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
 
 def small_net(name: str, **overrides: object) -> nn.Module:
     """The narrow 4-class ``name`` network (seeded, so every call builds the same weights)."""
-    cls, kwargs, _ = SMALL[name]
+    kwargs, _ = SMALL[name]
     torch.manual_seed(0)
-    return cls(4, **{**kwargs, **overrides})
+    return NETWORKS[name](4, **{**kwargs, **overrides})
 
 
 def small_input(name: str, batch: int = 8) -> torch.Tensor:
     """A fixed random batch ``(batch, 3, frames, n_mels)`` for the narrow ``name`` network."""
-    frames, n_mels = SMALL[name][2]
+    frames, n_mels = SMALL[name][1]
     return torch.randn(batch, 3, frames, n_mels, generator=torch.Generator().manual_seed(1))

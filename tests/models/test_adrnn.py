@@ -42,13 +42,19 @@ def test_default_configuration() -> None:
 
 
 def test_embedding_is_the_center_loss_feature() -> None:
-    """embed is the 64-unit (here 8) FC + LeakyReLU + BN output that feeds the classifier."""
+    """embed is the output of the 64-unit (here 8) FC + LeakyReLU + BN block, which is what
+    the classifier reads in a forward pass (read by hooks, not through embed/classify)."""
     model = small_net("adrnn").eval()
     x = small_input("adrnn", 3)
+    seen = {}
+    model.head.register_forward_hook(lambda m, i, o: seen.setdefault("head", o))
+    model.classifier.register_forward_hook(lambda m, i, o: seen.setdefault("classifier", i[0]))
     with torch.no_grad():
+        model(x)
         z = model.embed(x)
-        torch.testing.assert_close(model.classifier(z).log_softmax(-1), model(x))
-    assert z.shape == (3, model.classifier.in_features)
+    torch.testing.assert_close(seen["classifier"], seen["head"])
+    torch.testing.assert_close(z, seen["head"])
+    assert z.shape == (3, 8) == (3, model.embedding_dim)
 
 
 def test_configuration_errors() -> None:

@@ -9,19 +9,10 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from ser.errors import AudioError
+
 #: libsndfile's error code for failures of the file system rather than of the file's content
 SF_ERR_SYSTEM = 2
-
-
-class AudioError(ValueError):
-    """An audio file that cannot be used: unreadable, empty or too short (names the file).
-
-    ``permanent`` is False for failures that may pass (the file system refused the read).
-    """
-
-    def __init__(self, message: str, *, permanent: bool = True) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 def load_audio(path: str | Path, *, sample_rate: int = 16000, min_samples: int = 1) -> torch.Tensor:

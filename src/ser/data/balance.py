@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler, WeightedRandomSampler
 
+from ser.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -72,7 +74,7 @@ class FixedPerClass(Balance):
 
     def __init__(self, *, n: int = 300) -> None:
         if n < 1:
-            raise ValueError(f"FixedPerClass: n must be >= 1, got {n}")
+            raise ConfigError(f"datamodule.balance.n={n} (balance=fixed): keep at least 1 segment")
         self.n = n
 
     def select(self, labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ser.data.audio import AudioError
 from ser.data.corpora import Utterance
+from ser.errors import AudioError
 from ser.io import write_bytes_atomic
 
 log = logging.getLogger(__name__)

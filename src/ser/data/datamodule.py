@@ -11,16 +11,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ser.data.audio import AudioError, load_audio
+from ser.data.audio import load_audio
 from ser.data.balance import Balance, NoBalance
 from ser.data.cache import FeatureCache, FillReport
-from ser.data.corpora import Corpus, CorpusError, Utterance
+from ser.data.corpora import Corpus, Utterance
 from ser.data.dataset import SegmentDataset, collate_segments, frame_store
 from ser.data.features import LogMel3D
 from ser.data.folds import Fold
 from ser.data.normalization import Normalizer, check_padding, fit_normalizer, frame_weights
 from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, Sliding
-from ser.errors import ConfigError
+from ser.errors import AudioError, ConfigError, CorpusError
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-
-class DownloadError(RuntimeError):
-    """The archive could not be fetched, verified or unpacked."""
+from ser.errors import DownloadError
 
 
 def download_and_unpack(

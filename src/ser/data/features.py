@@ -18,6 +18,8 @@ import torch
 import torchaudio
 from torch import nn
 
+from ser.errors import ConfigError
+
 WINDOWS = {"rectangular": torch.ones, "hann": torch.hann_window, "hamming": torch.hamming_window}
 
 
@@ -60,7 +62,7 @@ class LogMel3D(nn.Module):
     ) -> None:
         super().__init__()
         if window not in WINDOWS:
-            raise ValueError(f"features.window={window!r}: choose one of {sorted(WINDOWS)}")
+            raise ConfigError(f"features.window={window!r}: choose one of {sorted(WINDOWS)}")
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.win_ms = win_ms
@@ -74,7 +76,10 @@ class LogMel3D(nn.Module):
         self.win_length = round(sample_rate * win_ms / 1000)
         self.hop_length = round(sample_rate * hop_ms / 1000)
         if self.win_length > n_fft:
-            raise ValueError(f"features: a {win_ms} ms frame exceeds n_fft={n_fft} samples")
+            raise ConfigError(
+                f"features.win_ms={win_ms}: a frame of {self.win_length} samples exceeds "
+                f"features.n_fft={n_fft}"
+            )
         self.spectrogram = torchaudio.transforms.Spectrogram(
             n_fft=n_fft,
             win_length=self.win_length,
@@ -107,14 +112,6 @@ class LogMel3D(nn.Module):
         if self.peak_normalize:
             config["peak_normalize"] = True
         return config
-
-    def num_frames(self, num_samples: int) -> int:
-        """Frames produced for ``num_samples`` input samples."""
-        return (
-            0
-            if num_samples < self.win_length
-            else 1 + (num_samples - self.win_length) // (self.hop_length)
-        )
 
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:

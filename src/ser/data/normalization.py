@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ser.data.segments import SegmentTable
+from ser.errors import ConfigError
 
 
 @dataclass
@@ -51,9 +52,9 @@ PADDINGS = ("mean", "zeros")
 
 
 def check_padding(padding: str) -> str:
-    """``padding`` if it is one of :data:`PADDINGS`, else a ``ValueError`` naming them."""
+    """``padding`` if it is one of :data:`PADDINGS`, else a :class:`ConfigError` naming them."""
     if padding not in PADDINGS:
-        raise ValueError(f"datamodule.padding={padding!r}: choose one of {', '.join(PADDINGS)}")
+        raise ConfigError(f"datamodule.padding={padding!r}: choose one of {', '.join(PADDINGS)}")
     return padding
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ser.errors import ConfigError
 from ser.specs import spec
 
 
@@ -88,7 +89,10 @@ class Sliding(SegmentPolicy):
 
     def __init__(self, *, hop: int = 100) -> None:
         if hop < 1:
-            raise ValueError(f"Sliding: hop must be >= 1 frame, got {hop}")
+            raise ConfigError(
+                f"Sliding(hop={hop}): the hop must be at least 1 frame "
+                "(datamodule.train_segments.minority.hop or datamodule.eval_segments.hop)"
+            )
         self.hop = hop
 
     def starts(self, num_frames: int, length: int) -> list[int]:

@@ -1,6 +1,6 @@
 """The four networks: ADSRNN (proposed) and the ACRNN, ADRNN, ASRNN baselines.
 
-Each is a plain ``nn.Module`` mapping ``(B, 3, frames, n_mels)`` segments to
+Each is a :class:`~ser.models.base.Network` mapping ``(B, 3, frames, n_mels)`` segments to
 log-probabilities ``(B, num_classes)``, with ``embed(x)`` (the final classifier's input,
 ``(B, embedding_dim)``) and ``classify(z)`` such that ``forward(x) == classify(embed(x))``.
 """
@@ -9,5 +9,15 @@ from ser.models.acrnn import ACRNN
 from ser.models.adrnn import ADRNN
 from ser.models.adsrnn import ADSRNN
 from ser.models.asrnn import ASRNN
+from ser.models.base import Baseline, Network
 
-__all__ = ["ACRNN", "ADRNN", "ADSRNN", "ASRNN"]
+#: Model name (``model=<name>``, ``conf/model/<name>.yaml``) -> network class, in the order
+#: results list the models: the proposed model first, then the baselines.
+NETWORKS: dict[str, type[Network]] = {
+    "adsrnn": ADSRNN,
+    "acrnn": ACRNN,
+    "adrnn": ADRNN,
+    "asrnn": ASRNN,
+}
+
+__all__ = ["ACRNN", "ADRNN", "ADSRNN", "ASRNN", "NETWORKS", "Baseline", "Network"]

@@ -5,22 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import pairwise
 
-import torch
 from torch import Tensor, nn
 
+from ser.models.base import Baseline
 from ser.models.blocks import (
     Activation,
     AttentionPooling,
     Dense,
     Step,
-    channels_last,
-    check_input,
-    frames_to_sequence,
     require_positive,
 )
 
 
-class ACRNN(nn.Module):
+class ACRNN(Baseline):
     """ACRNN on ``(B, in_channels, frames, n_mels)`` segments; returns log-probabilities.
 
     ``conv_layers`` 'same' convolutions with LeakyReLU: the first to ``first_channels`` maps
@@ -56,7 +53,7 @@ class ACRNN(nn.Module):
         fc_after: Sequence[Step] = ("act", "norm"),
         negative_slope: float = 0.01,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels=in_channels, frames=frames, n_mels=n_mels)
         require_positive(
             num_classes=num_classes, in_channels=in_channels, n_mels=n_mels, frames=frames,
             conv_layers=conv_layers, first_channels=first_channels, channels=channels,
@@ -68,7 +65,6 @@ class ACRNN(nn.Module):
         pool_t, pool_f = (int(p) for p in pool)
         if frames // pool_t < 1 or n_mels // pool_f < 1:
             raise ValueError(f"pool {pool} leaves nothing of a {frames} x {n_mels} input")
-        self.in_channels, self.frames, self.n_mels = in_channels, frames, n_mels
         kernel = tuple(int(k) for k in kernel_size)
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, first_channels, kernel, padding="same"),
@@ -99,16 +95,7 @@ class ACRNN(nn.Module):
         self.classifier = nn.Linear(fc_dim, num_classes)
         self.embedding_dim = fc_dim
 
-    def embed(self, x: Tensor) -> Tensor:
-        """``(B, C, T, F) -> (B, fc_dim)``: the input of the final classifier."""
-        check_input(x, self.in_channels, self.frames, self.n_mels)
-        out, _ = self.lstm(self.linear(frames_to_sequence(self.cnn(channels_last(x)))))
-        return self.head(self.pooling(out))
-
-    def classify(self, z: Tensor) -> Tensor:
-        """``(B, fc_dim) -> (B, num_classes)`` log-probabilities."""
-        return torch.log_softmax(self.classifier(z), dim=-1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, C, T, F) -> (B, num_classes)`` log-probabilities."""
-        return self.classify(self.embed(x))
+    def summarise(self, h: Tensor) -> Tensor:
+        """``(B, T, linear_dim) -> (B, 2 * lstm_hidden)``: BiLSTM, then attention pooling."""
+        out, _ = self.lstm(h)
+        return self.pooling(out)

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
+from ser.models.base import Baseline
 from ser.models.blocks import (
     Activation,
     AttentionPooling,
     Dense,
     DilatedResidualBlock,
     Step,
-    channels_last,
-    check_input,
-    frames_to_sequence,
     require_positive,
 )
 
 
-class ADRNN(nn.Module):
+class ADRNN(Baseline):
     """ADRNN on ``(B, in_channels, frames, n_mels)`` segments; returns log-probabilities.
 
     conv (``conv_channels`` maps) + LeakyReLU -> ``pool`` max-pool -> dilated residual block
@@ -62,7 +59,7 @@ class ADRNN(nn.Module):
         fc_after: Sequence[Step] = ("act", "norm"),
         negative_slope: float = 0.01,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels=in_channels, frames=frames, n_mels=n_mels)
         require_positive(
             num_classes=num_classes, in_channels=in_channels, n_mels=n_mels, frames=frames,
             conv_channels=conv_channels, kernel_size=kernel_size, pool=pool,
@@ -73,7 +70,6 @@ class ADRNN(nn.Module):
         pool_t, pool_f = (int(p) for p in pool)
         if frames // pool_t < 1 or n_mels // pool_f < 1:
             raise ValueError(f"pool {pool} leaves nothing of a {frames} x {n_mels} input")
-        self.in_channels, self.frames, self.n_mels = in_channels, frames, n_mels
         widths = [int(c) for c in dilated_channels]
         self.cnn = nn.Sequential(
             nn.Conv2d(in_channels, conv_channels, kernel_size, padding="same"),
@@ -102,16 +98,7 @@ class ADRNN(nn.Module):
         self.classifier = nn.Linear(fc_dim, num_classes)
         self.embedding_dim = fc_dim
 
-    def embed(self, x: Tensor) -> Tensor:
-        """``(B, C, T, F) -> (B, fc_dim)``: the input of the final classifier."""
-        check_input(x, self.in_channels, self.frames, self.n_mels)
-        out, _ = self.lstm(self.linear(frames_to_sequence(self.cnn(channels_last(x)))))
-        return self.head(self.pooling(out))
-
-    def classify(self, z: Tensor) -> Tensor:
-        """``(B, fc_dim) -> (B, num_classes)`` log-probabilities."""
-        return torch.log_softmax(self.classifier(z), dim=-1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, C, T, F) -> (B, num_classes)`` log-probabilities."""
-        return self.classify(self.embed(x))
+    def summarise(self, h: Tensor) -> Tensor:
+        """``(B, T, linear_dim) -> (B, 2 * lstm_hidden)``: BiLSTM, then attention pooling."""
+        out, _ = self.lstm(h)
+        return self.pooling(out)

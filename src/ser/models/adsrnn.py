@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ser.models.base import Network
 from ser.models.blocks import (
     CausalWindowAttention,
     DilatedResidualBlock,
@@ -15,7 +16,6 @@ from ser.models.blocks import (
     StatefulWindowLSTM,
     WindowClassifiers,
     channels_last,
-    check_input,
     frames_to_sequence,
     require_positive,
 )
@@ -38,7 +38,7 @@ def combine_log_weights(windows: int, combine: Combine) -> Tensor:
     raise ValueError(f"combine must be 'sum' or 'recursive', got {combine!r}")
 
 
-class ADSRNN(nn.Module):
+class ADSRNN(Network):
     """ADSRNN on ``(B, in_channels, frames, n_mels)`` segments; returns log-probabilities.
 
     front CNN (two 'same' convs, dropout, max-pool over mel only) -> dilated residual block
@@ -77,7 +77,7 @@ class ADSRNN(nn.Module):
         combine: Combine = "sum",
         negative_slope: float = 0.01,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels=in_channels, frames=frames, n_mels=n_mels)
         require_positive(
             num_classes=num_classes, in_channels=in_channels, n_mels=n_mels, frames=frames,
             front_channels=front_channels, front_kernel=front_kernel, mel_pool=mel_pool,
@@ -92,7 +92,6 @@ class ADSRNN(nn.Module):
             )
         if n_mels // mel_pool < 1:
             raise ValueError(f"n_mels ({n_mels}) is smaller than mel_pool ({mel_pool})")
-        self.in_channels, self.frames, self.n_mels = in_channels, frames, n_mels
         self.windows = windows
         self.front = nn.Sequential(
             nn.Conv2d(in_channels, front_channels, front_kernel, padding="same"),
@@ -130,7 +129,7 @@ class ADSRNN(nn.Module):
 
     def window_encodings(self, x: Tensor) -> Tensor:
         """Mean-pooled sliding-BiLSTM outputs ``O``: ``(B, C, T, F) -> (B, M, 2 * hidden)``."""
-        check_input(x, self.in_channels, self.frames, self.n_mels)
+        self.check_input(x)
         h = self.dilated(self.front(channels_last(x)))
         return self.rnn(frames_to_sequence(h))
 
@@ -147,7 +146,3 @@ class ADSRNN(nn.Module):
         """Log of the ``combine``-weighted mixture of the per-window distributions, stably."""
         log_p = self.window_log_probs(z)
         return torch.logsumexp(log_p + self.log_weights.unsqueeze(-1), dim=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, C, T, F) -> (B, num_classes)`` log-probabilities."""
-        return self.classify(self.embed(x))

@@ -7,20 +7,18 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ser.models.base import Baseline
 from ser.models.blocks import (
     Activation,
     AttentionPooling,
     Dense,
     OverlappingWindowLSTM,
     Step,
-    channels_last,
-    check_input,
-    frames_to_sequence,
     require_positive,
 )
 
 
-class ASRNN(nn.Module):
+class ASRNN(Baseline):
     """ASRNN on ``(B, in_channels, frames, n_mels)`` segments; returns log-probabilities.
 
     conv blocks [3x3 conv -> max-pool -> BatchNorm -> ReLU] (widths ``conv_channels``, pools
@@ -59,7 +57,7 @@ class ASRNN(nn.Module):
         fc_after: Sequence[Step] = ("act", "norm"),
         negative_slope: float = 0.01,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels=in_channels, frames=frames, n_mels=n_mels)
         require_positive(
             num_classes=num_classes, in_channels=in_channels, n_mels=n_mels, frames=frames,
             conv_channels=conv_channels, kernel_size=kernel_size, pools=pools,
@@ -70,7 +68,6 @@ class ASRNN(nn.Module):
         pool_sizes = [(int(t), int(f)) for t, f in pools]
         if len(pool_sizes) != len(widths) - 1:
             raise ValueError("pools needs one (time, mel) pool per conv block")
-        self.in_channels, self.frames, self.n_mels = in_channels, frames, n_mels
         layers: list[nn.Module] = []
         t, f = frames, n_mels
         for c_in, c_out, (pool_t, pool_f) in zip(widths[:-1], widths[1:], pool_sizes, strict=True):
@@ -110,17 +107,9 @@ class ASRNN(nn.Module):
         """First frame (after the CNN's time pooling) of each window the model encodes."""
         return self.window_encoder.window_starts(self.cnn_frames)
 
-    def embed(self, x: Tensor) -> Tensor:
-        """``(B, C, T, F) -> (B, fc_dim)``: the input of the final classifier."""
-        check_input(x, self.in_channels, self.frames, self.n_mels)
-        encodings = self.window_encoder(self.linear(frames_to_sequence(self.cnn(channels_last(x)))))
+    def summarise(self, h: Tensor) -> Tensor:
+        """``(B, T, linear_dim) -> (B, 2 * window_hidden + sequence_hidden)``: the window
+        encodings, attention-pooled and read by the sequence LSTM (last hidden state)."""
+        encodings = self.window_encoder(h)
         _, (h_n, _) = self.sequence_lstm(encodings)
-        return self.head(torch.cat([self.pooling(encodings), h_n[-1]], dim=-1))
-
-    def classify(self, z: Tensor) -> Tensor:
-        """``(B, fc_dim) -> (B, num_classes)`` log-probabilities."""
-        return torch.log_softmax(self.classifier(z), dim=-1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, C, T, F) -> (B, num_classes)`` log-probabilities."""
-        return self.classify(self.embed(x))
+        return torch.cat([self.pooling(encodings), h_n[-1]], dim=-1)

@@ -10,10 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ser.data.folds import Fold
-
-
-class CorpusError(ValueError):
-    """A corpus root, manifest or option that cannot be used (the message says what to do)."""
+from ser.errors import CorpusError
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ser.data.corpora.base import Corpus, CorpusError, Utterance
-from ser.data.download import DownloadError, download_and_unpack
+from ser.data.corpora.base import Corpus, Utterance
+from ser.data.download import download_and_unpack
 from ser.data.folds import Fold, paired_folds
+from ser.errors import CorpusError, DownloadError
 
 log = logging.getLogger(__name__)
 

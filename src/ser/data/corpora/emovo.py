@@ -20,8 +20,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ser.data.corpora.base import Corpus, CorpusError, Utterance
+from ser.data.corpora.base import Corpus, Utterance
 from ser.data.folds import Fold, partner_folds
+from ser.errors import CorpusError
 
 EMOTIONS = {
     "rab": "ang", "tri": "sad", "gio": "hap", "neu": "neu",

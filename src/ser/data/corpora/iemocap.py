@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from ser.data.corpora.base import Corpus, CorpusError, Utterance
+from ser.data.corpora.base import Corpus, Utterance
 from ser.data.folds import Fold, paired_folds
+from ser.errors import CorpusError
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from ser.data.corpora.base import Corpus, CorpusError, Utterance
+from ser.data.corpora.base import Corpus, Utterance
 from ser.data.folds import Fold, column_folds, leave_one_speaker_out
+from ser.errors import CorpusError
 
 log = logging.getLogger(__name__)
 

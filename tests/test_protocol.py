@@ -1,0 +1,246 @@
+"""The evaluation protocol's guarantees, end to end on the shared Emo-DB copy.
+
+- The tested checkpoint is the one with the best ``val/uar`` (read from ``metrics.csv``),
+  not the last one.
+- ``test_uar``, ``test_wa``, ``recall`` and ``confusion`` equal scikit-learn's values
+  computed from the run's own ``predictions``.
+- A training process killed (SIGKILL) in the middle of an epoch resumes from ``last.ckpt``
+  to the result of an uninterrupted run.
+- A 2-process DDP run scores exactly what one process scores with the same checkpoint.
+
+The expected values come from outside the code under test: scikit-learn, ``metrics.csv``
+and :class:`ser.predict.Predictor` run on the audio files (its equality with the test step
+is tested in ``test_predict.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
+
+from ser.data.corpora import EmoDB
+from ser.predict import Predictor
+from ser.task import train
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+
+class WipeAtLastEpoch(L.Callback):
+    """At the start of the last epoch, zero every weight and the learning rate.
+
+    That epoch's model gives every class the same probability (so it predicts one class,
+    UAR 1/C), which makes the last epoch worse than the best one.
+    """
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == trainer.max_epochs - 1:
+            with torch.no_grad():
+                for parameter in pl_module.net.parameters():
+                    parameter.zero_()
+            for group in trainer.optimizers[0].param_groups:
+                group["lr"] = 0.0
+
+
+class KillAt(L.Callback):
+    """SIGKILLs its own process at batch ``batch`` of epoch ``epoch``: an interrupted run."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def val_uar_per_epoch(run_dir: Path) -> dict[int, float]:
+    """``{epoch: val/uar}`` from the run's ``csv/metrics.csv``."""
+    with (run_dir / "csv" / "metrics.csv").open() as f:
+        return {int(r["epoch"]): float(r["val/uar"]) for r in csv.DictReader(f) if r["val/uar"]}
+
+
+def training_losses(run_dir: Path) -> dict[int, float]:
+    """``{step: train/loss}`` from the run's ``csv/metrics.csv`` (``debug=fast`` logs each)."""
+    with (run_dir / "csv" / "metrics.csv").open() as f:
+        return {
+            int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r["train/loss"]
+        }
+
+
+def predict(checkpoint: str | Path, emodb_root: Path, ids: list[str]) -> dict[str, dict]:
+    """``{id: {"pred", "probs"}}`` of Emo-DB files, from the checkpoint by :class:`Predictor`."""
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    files = [emodb_root / "wav" / f"{i}.wav" for i in ids]
+    return {
+        i: {"pred": p.label, "probs": p.probs}
+        for i, p in zip(ids, predictor.predict_files(files, progress=False), strict=True)
+    }
+
+
+def sklearn_uar(labels: list[str], preds: list[str]) -> float:
+    """Mean recall over the classes present in ``labels`` (scikit-learn)."""
+    return recall_score(labels, preds, labels=sorted(set(labels)), average="macro")
+
+
+def speaker_ids(emodb_root: Path, speaker: str) -> tuple[list[str], list[str]]:
+    """Ids and labels of a speaker's 4-class Emo-DB utterances."""
+    mine = [u for u in EmoDB(root=emodb_root, download=False).utterances if u.speaker == speaker]
+    return [u.id for u in mine], [u.label for u in mine]
+
+
+def test_the_tested_checkpoint_is_the_best_on_validation_not_the_last(
+    compose_config, tmp_path, emodb_root
+):
+    run_dir = tmp_path / "run"
+    overrides = ["model=asrnn", "debug=fast", "trainer.max_epochs=4", "model.optimizer.lr=0.003"]
+    wipe = f"+callbacks.wipe._target_={__name__}.WipeAtLastEpoch"
+    results = train(compose_config([*overrides, wipe], run_dir=run_dir))
+
+    val = val_uar_per_epoch(run_dir)
+    assert sorted(val) == [0, 1, 2, 3]
+    assert val[3] < max(val.values())  # the wiped last epoch is worse than the best
+    best = min(e for e, uar in val.items() if uar == max(val.values()))  # first of any tie
+    assert results["best_epoch"] == best
+    assert results["val_uar_best"] == pytest.approx(val[best], abs=1e-6)
+
+    ids = [p["id"] for p in results["predictions"]]
+    labels = [p["label"] for p in results["predictions"]]
+    from_best = predict(results["best_checkpoint"], emodb_root, ids)
+    from_last = predict(run_dir / "checkpoints" / "last.ckpt", emodb_root, ids)
+    for p in results["predictions"]:
+        assert p["pred"] == from_best[p["id"]]["pred"]
+        assert p["probs"] == pytest.approx(from_best[p["id"]]["probs"], abs=1e-5)
+    assert all(set(p["probs"].values()) == {0.25} for p in from_last.values())
+    best_uar = sklearn_uar(labels, [from_best[i]["pred"] for i in ids])
+    last_uar = sklearn_uar(labels, [from_last[i]["pred"] for i in ids])
+    assert results["test_uar"] == pytest.approx(best_uar, abs=1e-6)
+    assert last_uar == pytest.approx(0.25) and results["test_uar"] != pytest.approx(last_uar)
+
+
+def test_uar_wa_recall_and_confusion_equal_scikit_learn(compose_config, tmp_path):
+    # 7 classes, fold 1: the test speaker (08) has no disgust utterance, so UAR averages
+    # over the 6 classes present
+    run_dir = tmp_path / "seven"
+    overrides = ["model=asrnn", "debug=fast", "data=emodb_7class", "fold=1", "trainer.max_epochs=3"]
+    results = train(compose_config([*overrides, "model.optimizer.lr=0.003"], run_dir=run_dir))
+    classes = results["confusion"]["classes"]
+    labels = [p["label"] for p in results["predictions"]]
+    preds = [p["pred"] for p in results["predictions"]]
+    present = [c for c in classes if c in labels]
+    assert "dis" in classes and "dis" not in present
+
+    assert results["test_uar"] == pytest.approx(sklearn_uar(labels, preds), abs=1e-6)
+    assert results["test_wa"] == pytest.approx(accuracy_score(labels, preds), abs=1e-6)
+    recalls = recall_score(labels, preds, labels=present, average=None)
+    assert results["recall"] == pytest.approx(
+        {c: None if c not in present else recalls[present.index(c)] for c in classes}, abs=1e-6
+    )
+    matrix = confusion_matrix(labels, preds, labels=classes)
+    assert results["confusion"]["matrix"] == matrix.tolist()
+    rows = [i for i, c in enumerate(classes) if c in present]
+    from_matrix = sum(matrix[i, i] / matrix[i].sum() for i in rows) / len(rows)
+    assert results["test_uar"] == pytest.approx(from_matrix, abs=1e-6)
+
+
+def run_train(args: list[str], cwd: Path, emodb_root: Path) -> subprocess.CompletedProcess:
+    """``train.py`` in a fresh process; the test module is importable there (callbacks)."""
+    env = os.environ | {
+        "SER_EMODB_ROOT": str(emodb_root),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_a_run_killed_mid_fit_resumes_to_the_uninterrupted_result(
+    tmp_path, emodb_root, emodb_cache_dir
+):
+    common = [
+        "model=asrnn", "debug=fast", "trainer.max_epochs=5", "model.optimizer.lr=0.003",
+        "trainer.deterministic=true", "print_config=false", f"paths.root_dir={tmp_path}",
+        f"paths.cache_dir={emodb_cache_dir}",
+    ]  # fmt: skip
+    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
+    reference = run_train([*common, f"hydra.run.dir={reference_dir}"], tmp_path, emodb_root)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    kill = [f"+callbacks.kill._target_={KillAt.__module__}.KillAt", "+callbacks.kill.epoch=3",
+            "+callbacks.kill.batch=1"]  # fmt: skip
+    killed = run_train([*common, *kill, f"hydra.run.dir={killed_dir}"], tmp_path, emodb_root)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (killed_dir / "results.json").exists()
+    last = killed_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert state["epoch"] == 2 and state["global_step"] == 9  # after 3 epochs of 3 batches
+
+    resumed = run_train(
+        [*common, f"ckpt_path={last}", f"hydra.run.dir={killed_dir}"], tmp_path, emodb_root
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = json.loads((reference_dir / "results.json").read_text())
+    got = json.loads((killed_dir / "results.json").read_text())
+    for key in ("epochs_trained", "steps_trained", "best_epoch", "best_step"):
+        assert got[key] == expected[key], key
+    for key in ("val_uar_best", "test_uar", "test_wa"):
+        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+    probs = {p["id"]: p["probs"] for p in expected["predictions"]}
+    for p in got["predictions"]:
+        assert p["probs"] == pytest.approx(probs[p["id"]], abs=1e-5)
+    # after the restart: the same batches (training losses), the same validation, and the
+    # same final weights and optimiser state as the uninterrupted run
+    after = {e: u for e, u in val_uar_per_epoch(killed_dir).items() if e >= 3}
+    assert after == pytest.approx({e: val_uar_per_epoch(reference_dir)[e] for e in after})
+    assert sorted(after) == [3, 4]
+    losses = training_losses(killed_dir)
+    assert sorted(losses) == list(range(9, 15))
+    assert losses == pytest.approx({s: training_losses(reference_dir)[s] for s in losses})
+    final, final_reference = (
+        torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        for d in (killed_dir, reference_dir)
+    )
+    assert final["global_step"] == final_reference["global_step"] == 15
+    for name, weights in final_reference["state_dict"].items():
+        torch.testing.assert_close(final["state_dict"][name], weights, rtol=0, atol=1e-6)
+    moments = final["optimizer_states"][0]["state"]
+    for index, state in final_reference["optimizer_states"][0]["state"].items():
+        torch.testing.assert_close(moments[index]["exp_avg"], state["exp_avg"], rtol=0, atol=1e-6)
+
+
+def test_ddp_scores_exactly_what_one_process_scores(tmp_path, emodb_root, emodb_cache_dir):
+    run_dir = tmp_path / "ddp"
+    args = ["model=asrnn", "debug=fast", "fold=1", "hardware=ddp_sim", "model.optimizer.lr=0.003",
+            "trainer.max_epochs=3", f"paths.root_dir={tmp_path}",
+            f"paths.cache_dir={emodb_cache_dir}", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    ddp = run_train(args, tmp_path, emodb_root)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["environment"]["world_size"] == 2
+
+    # test: every utterance of speaker 08 exactly once, scored as one process scores it
+    test_ids, test_labels = speaker_ids(emodb_root, "08")
+    assert sorted(p["id"] for p in results["predictions"]) == sorted(test_ids)
+    one = predict(results["best_checkpoint"], emodb_root, test_ids)
+    for p in results["predictions"]:
+        assert p["pred"] == one[p["id"]]["pred"]
+        assert p["probs"] == pytest.approx(one[p["id"]]["probs"], abs=1e-5)
+    one_uar = sklearn_uar(test_labels, [one[i]["pred"] for i in test_ids])
+    assert results["test_uar"] == pytest.approx(one_uar, abs=1e-6)
+
+    # validation: the synchronised val/uar of the best epoch is the whole split's
+    assert results["val_speakers"] == ["03"]  # 08's partner
+    val_ids, val_labels = speaker_ids(emodb_root, "03")
+    one_val = predict(results["best_checkpoint"], emodb_root, val_ids)
+    val_uar = sklearn_uar(val_labels, [one_val[i]["pred"] for i in val_ids])
+    assert results["val_uar_best"] == pytest.approx(val_uar, abs=1e-6)
