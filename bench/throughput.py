@@ -13,7 +13,9 @@ fresh ``mmap`` whose pages fault in on first touch: about a million page faults 
 training step. It changes no maths; a training process gets the same effect by exporting
 ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824``.
 
-    python bench/throughput.py [--models adsrnn adsrnn@64] [--warmup 2] [--steps 5]
+``<network>@small`` (e.g. ``adsrnn@small``) times a network at ``width=small``.
+
+    python bench/throughput.py [--models adsrnn adsrnn@64 asrnn@small] [--warmup 2] [--steps 5]
                                [--batch 30] [--devices cpu cuda] [--dtypes fp32 bf16]
                                [--json rows.json]
                                [--keep-freed-memory]
@@ -27,8 +29,10 @@ import statistics
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from ser.io import write_json_atomic
@@ -40,6 +44,22 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "adsrnn@64": lambda: ADSRNN(dilated_channels=64),
 }
 NUM_CLASSES = 4
+#: per-model width overrides of ``width=small`` (what train.py uses)
+WIDTH_DIR = Path(__file__).resolve().parents[1] / "conf" / "width_model"
+
+
+def small_widths(name: str) -> dict:
+    """``model.net`` overrides of ``width=small`` for network ``name``
+    (``conf/width_model/small_<name>.yaml``)."""
+    return dict(OmegaConf.to_container(OmegaConf.load(WIDTH_DIR / f"small_{name}.yaml")))
+
+
+def build(name: str) -> nn.Module:
+    """Network ``name``: a :data:`MODELS` entry, or ``<network>@small`` at ``width=small``."""
+    if name.endswith("@small"):
+        network = name.removesuffix("@small")
+        return NETWORKS[network](**small_widths(network))
+    return MODELS[name]()
 
 
 def keep_freed_memory() -> bool:
@@ -79,7 +99,7 @@ def measure(
     """Time one model on one device in one precision (``fp32`` or ``bf16`` autocast);
     returns a result row."""
     torch.manual_seed(0)
-    model = MODELS[name]().to(device)
+    model = build(name).to(device)
     x = torch.randn(batch, 3, 300, 40, device=device)
     y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, betas=(0.5, 0.999), weight_decay=1e-5)
@@ -118,7 +138,8 @@ def measure(
 def main() -> None:
     """Parse arguments, time every requested model on every requested device, print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    choices = [*MODELS, *(f"{n}@small" for n in NETWORKS)]
+    parser.add_argument("--models", nargs="+", choices=choices, default=list(MODELS))
     parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None)
     parser.add_argument(
         "--dtypes", nargs="+", choices=DTYPES, default=None, help="default: cpu fp32, cuda bf16"
