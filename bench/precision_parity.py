@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ser.io import write_json_atomic
+from ser.models import NETWORKS
 from ser.results import collect, paired_comparison
 
 
@@ -42,7 +43,8 @@ def compare(first: Path, second: Path) -> list[dict[str, Any]]:
     """One row per model that both folders hold."""
     runs_a, runs_b = by_model(first), by_model(second)
     rows = []
-    for model in [m for m in runs_a if m in runs_b]:
+    shared = {m for m in runs_a if m in runs_b}
+    for model in [m for m in NETWORKS if m in shared] + sorted(shared - set(NETWORKS)):
         uar_a = {f: r["test_uar"] for f, r in runs_a[model].items()}
         uar_b = {f: r["test_uar"] for f, r in runs_b[model].items()}
         comparison = paired_comparison(model, uar_b, model, uar_a)
