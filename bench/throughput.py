@@ -158,7 +158,7 @@ def main() -> None:
         malloc = "keep freed memory" if keep_freed_memory() else "default (mallopt failed)"
 
     header = (
-        f"{'model':<10} {'device':<6} {'dtype':<6} {'params':>10} {'train/s':>9} {'infer/s':>9}"
+        f"{'model':<12} {'device':<6} {'dtype':<6} {'params':>10} {'train/s':>9} {'infer/s':>9}"
     )
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, "
@@ -174,7 +174,7 @@ def main() -> None:
                 )
                 rows.append(row)
                 print(
-                    f"{row['name']:<10} {row['device']:<6} {row['dtype']:<6} "
+                    f"{row['name']:<12} {row['device']:<6} {row['dtype']:<6} "
                     f"{row['params']:>10,} {row['train_seg_s']:>9.2f} {row['infer_seg_s']:>9.2f}",
                     flush=True,
                 )
