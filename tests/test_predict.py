@@ -1,7 +1,6 @@
 """Inference with a trained checkpoint (ser.predict): files, waveforms, errors, CLI."""
 
 import csv
-import json
 import os
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
+from strict_json import read_strict_json
 
 from ser.data.audio import load_audio
 from ser.data.features import LogMel3D
@@ -166,11 +166,6 @@ def test_checkpoint_of_an_older_layout_is_one_clear_error(trained, tmp_path):
         Predictor.from_checkpoint(old)
 
 
-def bare(token: str) -> None:
-    """``json.loads`` hook for ``NaN``/``Infinity``: strict JSON has no such tokens."""
-    raise AssertionError(f"bare {token} in JSON output")
-
-
 def run_predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "ser.predict", *args],
@@ -186,7 +181,7 @@ def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_pa
         f"ckpt={checkpoint}", f"audio={folder}", f"out={out}", "per_segment=true", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    entries = {Path(e["path"]).stem: e for e in json.loads(out.read_text(), parse_constant=bare)}
+    entries = {Path(e["path"]).stem: e for e in read_strict_json(out)}
     assert set(entries) == {*names, "corrupt", "stereo", "nan"}
     assert entries["nan"]["label"] is None and entries["nan"]["duration_s"] is None
     assert "non-finite" in entries["nan"]["error"]

@@ -63,18 +63,20 @@ class KillAt(L.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def val_uar_per_epoch(run_dir: Path) -> dict[int, float]:
-    """``{epoch: val/uar}`` from the run's ``csv/metrics.csv``."""
+def logged(run_dir: Path, metric: str, by: str) -> dict[int, float]:
+    """``{epoch or step: value}`` of ``metric`` from the run's ``csv/metrics.csv``."""
     with (run_dir / "csv" / "metrics.csv").open() as f:
-        return {int(r["epoch"]): float(r["val/uar"]) for r in csv.DictReader(f) if r["val/uar"]}
+        return {int(r[by]): float(r[metric]) for r in csv.DictReader(f) if r[metric]}
+
+
+def val_uar_per_epoch(run_dir: Path) -> dict[int, float]:
+    """``{epoch: val/uar}``."""
+    return logged(run_dir, "val/uar", "epoch")
 
 
 def training_losses(run_dir: Path) -> dict[int, float]:
-    """``{step: train/loss}`` from the run's ``csv/metrics.csv`` (``debug=fast`` logs each)."""
-    with (run_dir / "csv" / "metrics.csv").open() as f:
-        return {
-            int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r["train/loss"]
-        }
+    """``{step: train/loss}`` (``debug=fast`` logs every step)."""
+    return logged(run_dir, "train/loss", "step")
 
 
 def predict(checkpoint: str | Path, emodb_root: Path, ids: list[str]) -> dict[str, dict]:

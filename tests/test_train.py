@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from strict_json import read_strict_json
 from wandb_records import wait_for_run_record
 
 from ser.data.corpora import EmoDB
@@ -181,11 +182,6 @@ def test_config_hash_ignores_logging_but_not_training_choices(compose_config):
     assert config_hash(compose_config(["model=asrnn", "model.net.window=12"])) != base
 
 
-def reject_constant(constant: str) -> None:
-    """``json.loads`` hook: strict JSON has no ``NaN`` or ``Infinity``."""
-    raise ValueError(f"not JSON: {constant}")
-
-
 def test_absent_class_recall_is_null_and_results_are_strict_json(compose_config, tmp_path):
     # Emo-DB speaker 08 (fold 1's test speaker) has no disgust utterance
     run_dir = tmp_path / "seven"
@@ -195,7 +191,7 @@ def test_absent_class_recall_is_null_and_results_are_strict_json(compose_config,
         )
     )
 
-    results = json.loads((run_dir / "results.json").read_text(), parse_constant=reject_constant)
+    results = read_strict_json(run_dir / "results.json")
     assert results["recall"]["dis"] is None
     assert all(isinstance(v, float) for c, v in results["recall"].items() if c != "dis")
 
@@ -262,7 +258,7 @@ def test_skipped_audio_is_recorded_in_the_results(compose_config, tmp_path, emod
         run_dir=run_dir,
     )  # fmt: skip
     train(cfg)
-    results = json.loads((run_dir / "results.json").read_text(), parse_constant=reject_constant)
+    results = read_strict_json(run_dir / "results.json")
     dropped = {d["path"]: d for d in results["dropped_files"]}
     assert set(dropped) == {str(test_files[0]), str(sorted(audio.glob("09*.wav"))[0])}
     assert dropped[str(test_files[0])]["split"] == "test"

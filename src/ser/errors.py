@@ -42,3 +42,16 @@ class DownloadError(SERError, RuntimeError):
 
 class CheckpointError(ConfigError):
     """A checkpoint that is missing or was not written by ser's ``train.py``."""
+
+
+def require_batch_size(option: str, value: object) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a positive number of segments.
+
+    Example:
+        >>> require_batch_size("datamodule.batch_size", 0)
+        Traceback (most recent call last):
+        ...
+        ser.errors.ConfigError: datamodule.batch_size=0: give a positive number of segments
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{option}={value!r}: give a positive number of segments")

@@ -44,7 +44,7 @@ from ser.data.dataset import SegmentDataset, frame_store
 from ser.data.features import LogMel3D
 from ser.data.normalization import Normalizer, check_padding
 from ser.data.segments import SegmentPolicy
-from ser.errors import AudioError, CheckpointError, ConfigError
+from ser.errors import AudioError, CheckpointError, ConfigError, require_batch_size
 from ser.io import write_json_atomic, write_text_atomic
 from ser.metrics import combine_segments
 from ser.specs import from_spec
@@ -344,8 +344,7 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     device = None if cfg.device == "auto" else cfg.device
     if device and device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device}: no GPU is visible; use device=cpu or device=auto")
-    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
-        raise ConfigError(f"batch_size={cfg.batch_size!r}: give a positive number of segments")
+    require_batch_size("batch_size", cfg.batch_size)
     predictor = Predictor.from_checkpoint(cfg.ckpt, device=device, batch_size=cfg.batch_size)
     predictions = predictor.predict_files(files, progress=cfg.progress and len(files) > 1)
     table = rows(predictions, predictor.class_names)

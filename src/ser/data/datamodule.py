@@ -20,7 +20,7 @@ from ser.data.features import LogMel3D
 from ser.data.folds import Fold
 from ser.data.normalization import Normalizer, check_padding, fit_normalizer, frame_weights
 from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, Sliding
-from ser.errors import AudioError, ConfigError, CorpusError
+from ser.errors import AudioError, ConfigError, CorpusError, require_batch_size
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,9 @@ class SERDataModule(L.LightningDataModule):
         progress: bool = True,
     ) -> None:
         super().__init__()
-        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"datamodule.{key}={value!r}: give a positive number of segments")
+        require_batch_size("datamodule.batch_size", batch_size)
+        if eval_batch_size is not None:
+            require_batch_size("datamodule.eval_batch_size", eval_batch_size)
         if num_workers < 0:
             raise ConfigError(f"datamodule.num_workers={num_workers}: give 0 or more")
         self.corpus = corpus
