@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from ser.data.folds import Fold
 from ser.errors import CorpusError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,53 @@ class Corpus(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, classes={list(self.classes)})"
+
+
+def settle_unparsed(
+    *,
+    name: str,
+    root: Path,
+    bad: list[tuple[Path, str]],
+    total: int,
+    expected: str,
+    skip: bool,
+) -> list[tuple[Path, str]]:
+    """Refuse the wav files in ``bad`` with one error naming them, or skip them (``skip``).
+
+    Shared by the corpora parsed from official file names (RAVDESS, CREMA-D, SAVEE).
+
+    Args:
+        name: the corpus name the message starts with.
+        root: the corpus root, named in the message.
+        bad: ``(path, reason)`` of every wav file that cannot be used.
+        total: how many wav files were found (named in the warning).
+        expected: what the files should be (their naming scheme).
+        skip: ``data.skip_unparsed``: log one warning counting the files per reason and
+            return ``bad`` instead of raising.
+
+    Returns:
+        The skipped files (``bad``; empty when there are none).
+
+    Example:
+        >>> settle_unparsed(name="c", root=Path("r"), bad=[(Path("r/x.wav"), "no name")],
+        ...                 total=2, expected="<a>-<b>.wav", skip=False)
+        Traceback (most recent call last):
+        ...
+        ser.errors.CorpusError: c: 1 wav file(s) in r are not <a>-<b>.wav: r/x.wav (no name);
+        rename or remove them, or set data.skip_unparsed=true to skip them
+    """
+    if not bad:
+        return []
+    listed = "; ".join(f"{path} ({why})" for path, why in bad[:3])
+    listed += " ..." if len(bad) > 3 else ""
+    if not skip:
+        raise CorpusError(
+            f"{name}: {len(bad)} wav file(s) in {root} are not {expected}: {listed}; rename "
+            "or remove them, or set data.skip_unparsed=true to skip them"
+        )
+    reasons = ", ".join(f"{n} x {why}" for why, n in Counter(why for _, why in bad).items())
+    log.warning(
+        "%s: skipped %d of %d wav files in %s (data.skip_unparsed=true): %s; e.g. %s",
+        name, len(bad), total, root, reasons, listed,
+    )  # fmt: skip
+    return list(bad)
