@@ -87,6 +87,8 @@ class Predictor:
             the device, as the test step ran).
         device: where the network runs.
         batch_size: segments per forward pass.
+        checkpoint: the file it was loaded from (set by :meth:`from_checkpoint`), for the
+            record.
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Predictor:
         precision: str = "32-true",
         device: str | torch.device = "cpu",
         batch_size: int = 64,
+        checkpoint: str | Path | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
@@ -115,6 +118,7 @@ class Predictor:
         self.padding = check_padding(padding)
         self.precision = precision
         self.batch_size = batch_size
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
 
     @classmethod
     def from_checkpoint(
@@ -160,6 +164,7 @@ class Predictor:
             precision=meta.get("precision", "32-true"),
             device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
             batch_size=batch_size,
+            checkpoint=path,
         )
 
     # ------------------------------------------------------------------ waveforms
