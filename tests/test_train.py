@@ -182,6 +182,22 @@ def test_config_hash_ignores_logging_but_not_training_choices(compose_config):
     assert config_hash(compose_config(["model=asrnn", "model.net.window=12"])) != base
 
 
+def test_an_option_at_its_neutral_value_keeps_the_hash_of_configs_without_it(compose_config):
+    from omegaconf import open_dict
+
+    from ser.task import config_hash
+
+    without = compose_config(["model=asrnn"])
+    with open_dict(without):
+        del without.model["mse_weight"]  # as if the option did not exist yet
+    neutral = "+hash_neutral={model.mse_weight: 0.0}"
+    assert config_hash(compose_config(["model=asrnn", neutral])) == config_hash(without)
+    used = compose_config(["model=asrnn", neutral, "model.mse_weight=0.5"])
+    assert config_hash(used) != config_hash(without)
+    # without the declaration the key counts, whatever its value
+    assert config_hash(compose_config(["model=asrnn"])) != config_hash(without)
+
+
 def test_absent_class_recall_is_null_and_results_are_strict_json(compose_config, tmp_path):
     # Emo-DB speaker 08 (fold 1's test speaker) has no disgust utterance
     run_dir = tmp_path / "seven"

@@ -47,15 +47,21 @@ PROTOCOL_EXCLUDE = (
 )  # fmt: skip
 
 
-def _digest(container: Any, drop: list[str]) -> str:
-    """SHA-256 (16 hex digits) of ``container`` without the (dotted) keys in ``drop``."""
-    for key in drop:
+def _digest(container: Any, drop: list[str], neutral: dict[str, Any] | None = None) -> str:
+    """SHA-256 (16 hex digits) of ``container`` without the (dotted) keys in ``drop``, and
+    without those of ``neutral`` whose value equals the one given there."""
+    neutral = neutral or {}
+    for key in [*drop, *neutral]:
         *parents, leaf = key.split(".")
         node = container
         for parent in parents:
             node = node.get(parent) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
+        if (
+            isinstance(node, dict)
+            and leaf in node
+            and (key not in neutral or node[leaf] == neutral[key])
+        ):
+            node.pop(leaf)
     text = json.dumps(container, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -63,9 +69,20 @@ def _digest(container: Any, drop: list[str]) -> str:
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved config without the ``cfg.hash_exclude`` keys.
 
-    Two runs with the same hash train the same model on the same data the same way.
+    Two runs with the same hash train the same model on the same data the same way. Options
+    at their ``cfg.hash_neutral`` value are left out too, so that adding an option keeps the
+    hashes (and the finished runs) of the runs that do not use it.
     """
-    return _digest(OmegaConf.to_container(cfg, resolve=True), list(cfg.get("hash_exclude", [])))
+    return _digest(
+        OmegaConf.to_container(cfg, resolve=True),
+        list(cfg.get("hash_exclude", [])),
+        _neutral(cfg, "hash_neutral"),
+    )
+
+
+def _neutral(cfg: DictConfig, key: str) -> dict[str, Any]:
+    node = cfg.get(key)
+    return OmegaConf.to_container(node, resolve=True) if node else {}
 
 
 def protocol_hash(cfg: DictConfig) -> str:
@@ -80,13 +97,17 @@ def protocol_hash(cfg: DictConfig) -> str:
     if HydraConfig.initialized():
         choices = dict(HydraConfig.get().runtime.choices)
         # model, and the per-model width files (debug_model, width_model) chosen by it
+        neutral_choices = _neutral(cfg, "hash_neutral_choices")
         container["choices"] = {
             k: v
             for k, v in choices.items()
-            if not k.endswith("model") and not k.startswith("hydra")
+            if not k.endswith("model")
+            and not k.startswith("hydra")
+            and (k not in neutral_choices or v != neutral_choices[k])
         }
     drop = [f"config.{k}" for k in (*cfg.get("hash_exclude", []), *PROTOCOL_EXCLUDE)]
-    return _digest(container, drop)
+    neutral = {f"config.{k}": v for k, v in _neutral(cfg, "hash_neutral").items()}
+    return _digest(container, drop, neutral)
 
 
 def versions() -> dict[str, str]:
