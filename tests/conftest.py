@@ -321,3 +321,41 @@ def compose_config(emodb_root: Path, emodb_cache_dir: Path, tmp_path: Path, monk
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+@pytest.fixture
+def trained(compose_config, tmp_path):
+    """A debug ASRNN trained on Emo-DB fold 0 (test speaker 03): (results, best checkpoint)."""
+    cfg = compose_config(
+        ["model=asrnn", "debug=fast", "trainer.max_epochs=3", "model.optimizer.lr=0.003"],
+        run_dir=tmp_path / "run",
+    )
+    from ser.task import train
+
+    results = train(cfg)
+    return results, Path(results["best_checkpoint"])
+
+
+@pytest.fixture
+def audio_dir(tmp_path, emodb_root):
+    """Four test-speaker files, a corrupt file, a file with NaN samples and a stereo 44.1 kHz
+    file."""
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    names = ["03a01Fa", "03a02Ta", "03a04Nc", "03a05Wa"]
+    for name in names:
+        shutil.copy(emodb_root / "wav" / f"{name}.wav", folder / f"{name}.wav")
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
+    nan_wave, rate = sf.read(emodb_root / "wav" / "03a01Nc.wav", dtype="float32")
+    nan_wave[1000:1100] = np.nan
+    sf.write(folder / "nan.wav", nan_wave, rate, subtype="FLOAT")
+    wave, rate = sf.read(emodb_root / "wav" / "03a01Wa.wav", dtype="float32")
+    import torch
+    import torchaudio
+
+    wave = torchaudio.functional.resample(torch.from_numpy(wave), rate, 44100).numpy()
+    sf.write(folder / "stereo.flac", np.stack([wave, 0.5 * wave], axis=1), 44100)
+    return folder, names

@@ -20,8 +20,8 @@ from ser.data.normalization import Normalizer
 from ser.data.segments import FirstLast
 from ser.errors import AudioError, ConfigError, CorpusError
 from ser.evaluate import evaluate, summary
+from ser.inference import Predictor
 from ser.io import write_json_atomic
-from ser.predict import Predictor
 from ser.task import train
 
 #: EMOVO's emotion codes of the default 4 classes, and of the 3 the 4-class checkpoint lacks

@@ -6,7 +6,7 @@ Command line (the ``data`` group is train.py's: ``data=emovo``, ``data=manifest 
         [drop_unknown=true] [out=FILE.json]
 
 Every utterance of the target corpus is scored (with ``fold=k``: those of fold k's test
-speakers) through the path of the test step (:meth:`ser.predict.Predictor.predict_features`):
+speakers) through the path of the test step (:meth:`ser.inference.Predictor.predict_features`):
 features, segmenting, padding and the combination of segments all come from the checkpoint,
 so the target corpus is featurised exactly as the training corpus was (resampled to the
 checkpoint's sample rate). ``fold=k`` on the training corpus and fold reproduces the run's
@@ -58,9 +58,9 @@ from ser.data.corpora import Corpus, Utterance
 from ser.data.dataset import frame_store
 from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
 from ser.errors import AudioError, ConfigError, CorpusError, require_batch_size
+from ser.inference import Predictor
 from ser.io import write_json_atomic
 from ser.metrics import accuracy, recall_per_class, uar
-from ser.predict import Predictor
 from ser.text import align_table
 
 #: ``norm`` options: the checkpoint's (training) statistics, or the target utterances' own
