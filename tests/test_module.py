@@ -1,4 +1,5 @@
-"""SERModule: the loss terms, optimiser groups and the network factory record."""
+"""SERModule: the loss terms (label smoothing, mixed targets), optimiser groups and the network
+factory record."""
 
 import functools
 
@@ -7,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ser.errors import ConfigError
-from ser.losses import CenterLoss
+from ser.losses import CenterLoss, soft_nll_loss
 from ser.models import ADRNN, ASRNN
 from ser.module import SERModule, net_spec
 
@@ -78,3 +79,46 @@ def test_net_spec_rebuilds_the_network():
 def test_unknown_combination_rule_is_rejected():
     with pytest.raises(ConfigError, match=r"model\.combine='median'"):
         module(combine="median")
+
+
+def test_label_smoothing_smooths_the_nll_only(batch):
+    x, y = batch
+    m = module(label_smoothing=0.2, mse_weight=0.01).eval()
+    m.class_weights = torch.tensor([0.5, 1.0, 2.0, 1.5])
+    loss, nll, log_probs = m.compute_loss(x, y)
+    # by hand: targets 0.8 + 0.2/4 for the label, 0.2/4 for the other classes
+    numerator = denominator = 0.0
+    for i, label in enumerate(y.tolist()):
+        for c in range(4):
+            share = (0.8 if c == label else 0.0) + 0.05
+            numerator -= m.class_weights[c] * share * log_probs[i, c]
+            denominator += m.class_weights[c] * share
+    torch.testing.assert_close(nll, numerator / denominator)
+    assert not torch.allclose(nll, F.nll_loss(log_probs, y, weight=m.class_weights))
+    mse = F.mse_loss(log_probs.exp(), F.one_hot(y, 4).float())  # unsmoothed targets
+    torch.testing.assert_close(loss, nll + 0.01 * mse)
+    with pytest.raises(ConfigError, match=r"model\.label_smoothing=1\.0"):
+        module(label_smoothing=1.0)
+
+
+def test_mixed_targets_train_every_term_on_the_class_shares(batch):
+    x, y = batch
+    small_adrnn = {"conv_channels": 4, "dilated_channels": [4, 4, 8], "linear_dim": 8,
+                   "lstm_hidden": 4, "fc_dim": 8}  # fmt: skip
+    m = module(
+        name="adrnn",
+        net=functools.partial(ADRNN, **small_adrnn),
+        center_loss=functools.partial(CenterLoss, weight=0.5),
+        mse_weight=0.01,
+    ).eval()
+    shares = torch.lerp(F.one_hot(y.roll(1), 4).float(), F.one_hot(y, 4).float(), 0.7)
+    loss, nll, log_probs = m.compute_loss(x, shares)
+    torch.testing.assert_close(nll, soft_nll_loss(log_probs, shares))
+    embedding = m.net.embed(x)
+    expected = nll + 0.01 * F.mse_loss(log_probs.exp(), shares) + m.center_loss(embedding, shares)
+    torch.testing.assert_close(loss, expected)
+    # one-hot shares are the labels, to rounding
+    hard, hard_nll, _ = m.compute_loss(x, y)
+    soft, soft_nll, _ = m.compute_loss(x, F.one_hot(y, 4).float())
+    torch.testing.assert_close(soft, hard)
+    torch.testing.assert_close(soft_nll, hard_nll)

@@ -17,7 +17,8 @@ import lightning as L
 import pytest
 import torch
 
-from ser.schedules import CosineDecay
+from ser.errors import ConfigError
+from ser.schedules import CosineDecay, OneCycle, WarmupCosine
 from ser.task import train
 
 LR = 1e-3
@@ -149,3 +150,118 @@ def test_resumed_cosine_decay_spans_the_new_length():
     optimizer.step()
     resumed.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx((1 + math.cos(math.pi * 5 / 8)) / 2)
+
+
+# ----------------------------------------------------------------------------- warm-up, one-cycle
+
+
+def warmup_cosine(step: int, total: int, warmup: int, lr: float = LR) -> float:
+    """The learning rate of step ``step``: linear warm-up over ``warmup`` steps, then cosine."""
+    if step < warmup:
+        return lr * (step + 1) / (warmup + 1)
+    return lr * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / (total - warmup))) / 2
+
+
+@pytest.mark.parametrize("trainer", ["epochs", "steps", "accumulate"])
+def test_warmup_cosine_rises_then_decays_over_the_run(compose_config, tmp_path, trainer):
+    overrides, steps = TRAINERS[trainer]
+    lrs, after = fit(
+        compose_config,
+        tmp_path / "run",
+        ["scheduler=warmup_cosine", "model.scheduler.warmup_fraction=0.5", *overrides],
+    )
+    warmup = round(0.5 * steps)  # 2, 2 (of 3) and 1 warm-up steps
+    assert len(lrs) == steps
+    assert lrs == pytest.approx([warmup_cosine(k, steps, warmup) for k in range(steps)], rel=1e-6)
+    peak = lrs.index(max(lrs))
+    assert peak == warmup and lrs[peak] == pytest.approx(LR)
+    assert all(a < b for a, b in itertools.pairwise(lrs[: peak + 1]))
+    assert after == pytest.approx(0.0, abs=1e-12)
+
+
+def test_onecycle_peaks_after_pct_start_of_the_run(compose_config, tmp_path):
+    overrides, steps = TRAINERS["epochs"]
+    lrs, _ = fit(
+        compose_config,
+        tmp_path / "run",
+        ["scheduler=onecycle", "model.scheduler.pct_start=0.5", *overrides],
+    )
+    # torch's phases for 4 steps: up to step 0.5 * 4 - 1 = 1, then down to step 3
+    low, floor = LR / 25, LR / 25 / 1e4
+    assert len(lrs) == steps
+    assert lrs == pytest.approx([low, LR, floor + (LR - floor) / 2, floor], rel=1e-6)
+
+
+def test_warmup_cosine_without_warmup_is_cosine_decay():
+    def run(make):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler, lrs = make(optimizer), []
+        for _ in range(12):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return lrs
+
+    cosine = run(lambda o: CosineDecay(o, total_steps=10, eta_min=0.1))
+    assert run(lambda o: WarmupCosine(o, total_steps=10, warmup_fraction=0, eta_min=0.1)) == cosine
+    warm = run(lambda o: WarmupCosine(o, total_steps=10, warmup_fraction=0.3, eta_min=0.1))
+    assert warm[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and warm[10:] == [0.1, 0.1]
+
+
+def test_onecycle_peaks_at_each_groups_rate_and_keeps_the_momentum():
+    groups = [
+        {"params": [torch.nn.Parameter(torch.zeros(1))]},
+        {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.25},
+    ]
+    optimizer = torch.optim.Adam(groups, lr=1.0, betas=(0.5, 0.999))
+    scheduler = OneCycle(optimizer, total_steps=100, pct_start=0.3)
+    lrs = []
+    for _ in range(100):
+        lrs.append([g["lr"] for g in optimizer.param_groups])
+        assert [g["betas"] for g in optimizer.param_groups] == [(0.5, 0.999)] * 2
+        optimizer.step()
+        scheduler.step()
+    first = [row[0] for row in lrs]
+    assert first.index(max(first)) == 29 and max(first) == pytest.approx(1.0)
+    assert lrs[29][1] == pytest.approx(0.25)
+    assert lrs[0] == pytest.approx([1.0 / 25, 0.25 / 25])
+    assert lrs[-1] == pytest.approx([1.0 / 25e4, 0.25 / 25e4], rel=1e-2)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda o, n: WarmupCosine(o, total_steps=n, warmup_fraction=0.25),
+        lambda o, n: OneCycle(o, total_steps=n),
+    ],
+)
+def test_resumed_schedules_span_the_new_length(make):
+    def adam():
+        return torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+    def steps(optimizer, scheduler, n):
+        for _ in range(n):
+            optimizer.step()
+            scheduler.step()
+
+    optimizer = adam()
+    first = make(optimizer, 8)
+    steps(optimizer, first, 8)
+    optimizer = adam()
+    resumed = make(optimizer, 16)
+    resumed.load_state_dict(first.state_dict())
+    assert (resumed.total_steps, resumed.last_epoch) == (16, 8)
+    steps(optimizer, resumed, 1)
+    fresh_optimizer = adam()
+    fresh = make(fresh_optimizer, 16)
+    steps(fresh_optimizer, fresh, 9)
+    assert resumed.get_last_lr() == pytest.approx(fresh.get_last_lr())
+    steps(optimizer, resumed, 7)  # on to the end of the new length, without error
+
+
+def test_bad_schedule_options_are_config_errors():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ConfigError, match=r"model\.scheduler\.warmup_fraction=1"):
+        WarmupCosine(optimizer, total_steps=10, warmup_fraction=1)
+    with pytest.raises(ConfigError, match=r"model\.scheduler\.pct_start=1\.5"):
+        OneCycle(optimizer, total_steps=10, pct_start=1.5)

@@ -2,7 +2,10 @@
 
 Loss: NLL of the network's log-probabilities (optionally class-weighted by the data
 module), plus optionally ``mse_weight * MSE(probabilities, one-hot)`` (the original code's
-term) and a center loss (ADRNN). Metrics at utterance level after combining segment
+term) and a center loss (ADRNN). With label smoothing or a mixing augmentation (mixup) the
+NLL becomes the soft-target cross-entropy of :func:`ser.losses.soft_nll_loss`, with the same
+class weighting. Batch-level augmentations (:mod:`ser.augment`) run in ``training_step``
+only, on the training device. Metrics at utterance level after combining segment
 probabilities (:mod:`ser.metrics`): ``val/uar``, ``val/wa``, ``val/seg_uar``,
 ``val/uar_best``, ``test/uar``, ``test/wa``, ``test/seg_uar``, ``test/recall_<class>``.
 
@@ -26,8 +29,9 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from ser.augment import Augmentations
 from ser.errors import ConfigError
-from ser.losses import CenterLoss
+from ser.losses import CenterLoss, smooth_labels, soft_nll_loss
 from ser.metrics import COMBINE, UtteranceMetrics
 from ser.models.blocks import NetOptionError
 from ser.specs import spec
@@ -112,6 +116,10 @@ class SERModule(L.LightningModule):
             ``num_classes`` and ``dim`` (the network's ``embedding_dim``).
         combine: how segment probabilities form an utterance's (``max`` or ``mean``).
         use_class_weights: use the data module's class weights in the NLL when it has them.
+        label_smoothing: share of each target spread evenly over the classes (0: none); the
+            MSE and center-loss terms keep the unsmoothed targets.
+        augment: batch-level training augmentations (``augment=specaugment``, ``mixup``),
+            applied to training batches only.
     """
 
     def __init__(
@@ -127,10 +135,16 @@ class SERModule(L.LightningModule):
         center_loss: Callable[..., CenterLoss] | None = None,
         combine: str = "max",
         use_class_weights: bool = True,
+        label_smoothing: float = 0.0,
+        augment: Augmentations | None = None,
     ) -> None:
         super().__init__()
         if combine not in COMBINE:
             raise ConfigError(f"model.combine={combine!r}: choose one of {COMBINE}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(
+                f"model.label_smoothing={label_smoothing}: give a value in [0, 1) (0: none)"
+            )
         self.name = name
         self.class_names = list(class_names)
         try:
@@ -151,6 +165,8 @@ class SERModule(L.LightningModule):
         )
         self.combine = combine
         self.use_class_weights = use_class_weights
+        self.label_smoothing = float(label_smoothing)
+        self.augment = augment
         self.save_hyperparameters(
             {
                 "name": name,
@@ -184,7 +200,10 @@ class SERModule(L.LightningModule):
             self.class_weights = dm.class_weights.to(self.device)
         metrics = {}
         for split in ("val", "test"):
-            dataset = dm.datasets[split]
+            dataset = dm.datasets.get(split)  # no test split without testing (a search)
+            if dataset is None:
+                metrics[split] = None
+                continue
             metrics[split] = UtteranceMetrics(
                 seg_to_utt=torch.from_numpy(dataset.table.utterance),
                 labels=dataset.labels,
@@ -202,7 +221,7 @@ class SERModule(L.LightningModule):
             "fold": dm.fold.as_dict(),
             "precision": str(self.trainer.precision),
         }
-        self.test_utterances = dm.utterances["test"]
+        self.test_utterances = dm.utterances.get("test", [])
 
     def forward(self, x: Tensor) -> Tensor:
         """Log-probabilities ``(B, C)`` of segments ``(B, 3, frames, n_mels)``."""
@@ -210,27 +229,42 @@ class SERModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
     def compute_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(loss, nll, log_probs)`` of a training batch (all terms of the objective)."""
+        """``(loss, nll, log_probs)`` of a training batch (all terms of the objective).
+
+        ``y`` holds class indices ``(B,)`` or, after mixup, class distributions ``(B, C)``.
+        """
         if self.center_loss is not None:
             embedding = self.net.embed(x)
             log_probs = self.net.classify(embedding).float()
         else:
             log_probs = self.net(x).float()
-        nll = F.nll_loss(log_probs, y, weight=self.class_weights)
+        hard = y.ndim == 1
+        if hard and not self.label_smoothing:
+            nll = F.nll_loss(log_probs, y, weight=self.class_weights)
+        else:
+            shares = F.one_hot(y, len(self.class_names)).to(log_probs.dtype) if hard else y
+            target = smooth_labels(shares, self.label_smoothing)
+            nll = soft_nll_loss(log_probs, target, weight=self.class_weights)
         loss = nll
         if self.mse_weight:
-            one_hot = F.one_hot(y, len(self.class_names)).to(log_probs.dtype)
-            loss = loss + self.mse_weight * F.mse_loss(log_probs.exp(), one_hot)
+            shares = F.one_hot(y, len(self.class_names)).to(log_probs.dtype) if hard else y
+            loss = loss + self.mse_weight * F.mse_loss(log_probs.exp(), shares)
         if self.center_loss is not None:
             loss = loss + self.center_loss(embedding, y)
         return loss, nll, log_probs
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        y = batch["y"]
-        loss, nll, log_probs = self.compute_loss(batch["x"], y)
+        x, y = batch["x"], batch["y"]
+        target = y
+        if self.augment is not None:
+            if self.augment.mixes:
+                target = F.one_hot(y, len(self.class_names)).float()
+            x, target = self.augment(x, target)
+        loss, nll, log_probs = self.compute_loss(x, target)
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.loss_guard.update(loss, step=self.global_step, lr=lr)
-        self.train_acc.update(log_probs, y)
+        # after mixup: the class with the larger share of each mixed segment
+        self.train_acc.update(log_probs, target.argmax(dim=1) if target.ndim == 2 else y)
         batch_size = len(y)
         # Not on the progress bar: showing it would copy it to the host every step.
         self.log("train/loss", loss, on_step=True, batch_size=batch_size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import soundfile as sf
 import torch
 
 from ser.data.audio import AudioError, load_audio
-from ser.data.cache import CorruptEntryError, FeatureCache
+from ser.data.cache import FEATURE_VERSION, CorruptEntryError, FeatureCache
 from ser.data.corpora import Utterance
 from ser.data.features import LogMel3D
 
@@ -86,6 +87,32 @@ def test_a_changed_feature_config_gives_a_new_directory(tmp_path):
         feature_config=FEATURES.config(),
     )
     assert other_corpus.directory != base.directory
+
+
+def test_each_waveform_version_has_its_own_directory_and_the_unperturbed_keeps_its_key(
+    wavs, tmp_path
+):
+    def cache(variant):
+        return FeatureCache(
+            root=tmp_path,
+            corpus_name="test",
+            corpus_identity="identity",
+            feature_config=FEATURES.config(),
+            variant=variant,
+        )
+
+    # the key of the versions before the option: corpus, features and version only
+    meta = {"corpus": "identity", "features": FEATURES.config(), "version": FEATURE_VERSION}
+    key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+    assert cache(None).directory == cache({}).directory == tmp_path / f"test-{key}"
+    assert make_cache(tmp_path).directory == cache(None).directory
+    slow, fast = cache({"steps": [{"speed": 0.9}]}), cache({"steps": [{"speed": 1.1}]})
+    assert len({slow.directory, fast.directory, cache(None).directory}) == 3
+    utts = utterances(wavs, NAMES[:2])
+    slow.fill(utts, CountingExtract(), progress=False)
+    stored = json.loads((slow.directory / "meta.json").read_text())
+    assert stored["variant"] == {"steps": [{"speed": 0.9}]}
+    assert not cache(None).directory.exists()
 
 
 def test_a_changed_config_recomputes(wavs, tmp_path):
@@ -200,7 +227,7 @@ WORKER = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from ser.data.audio import load_audio
-    from ser.data.cache import CorruptEntryError, FeatureCache
+    from ser.data.cache import FEATURE_VERSION, CorruptEntryError, FeatureCache
     from ser.data.corpora import Utterance
     from ser.data.features import LogMel3D
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from ser.augment import NoisePerturbation, SpeedPerturbation, WaveformAugmentations
 from ser.config import CONFIG_DIR
 from ser.data import SERDataModule
 from ser.data.audio import AudioError
 from ser.data.balance import ClassWeightedLoss, FixedPerClass, WeightedSampler
 from ser.data.corpora import IEMOCAP, CorpusError, EmoDB, Manifest
+from ser.data.dataset import rescale_segments
 from ser.data.segments import PerClass, Sliding
 from ser.errors import ConfigError
 
@@ -443,3 +446,110 @@ def test_batch_sizes_must_be_positive(emodb_root, emodb_cache_dir, option, value
             cache_dir=emodb_cache_dir,
             **{option: value},
         )
+
+
+# ----------------------------------------------------------------------------- waveform versions
+
+
+def manifest_dm(manifest, cache_dir, waveform_augment=None) -> SERDataModule:
+    dm = SERDataModule(
+        corpus=Manifest(manifest=manifest),
+        fold=0,
+        cache_dir=cache_dir,
+        balance=ClassWeightedLoss(),
+        progress=False,
+        waveform_augment=waveform_augment,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def segment_of(dm, features, start, valid):
+    """The normalised, padded segment ``(3, length, n_mels)`` of ``features`` at ``start``."""
+    frames = dm.normalizer(features.transpose(0, 1)[start : start + valid])
+    x = torch.zeros(dm.segment_frames, *frames.shape[1:])
+    x[:valid] = frames
+    return x.transpose(0, 1)
+
+
+def test_speed_versions_are_drawn_for_training_segments_only(emodb_manifest, tmp_path):
+    base = manifest_dm(emodb_manifest, tmp_path / "cache")
+    speed = WaveformAugmentations(speed=SpeedPerturbation(factors=[0.9, 1.0, 1.1]))
+    dm = manifest_dm(emodb_manifest, tmp_path / "cache", speed)
+    assert [str(v) for v in dm.variants] == ["speed 0.9", "unperturbed", "speed 1.1"]
+    # statistics, class weights, segments and evaluation data: those of the unperturbed run
+    assert torch.equal(dm.normalizer.mean, base.normalizer.mean)
+    assert torch.equal(dm.normalizer.std, base.normalizer.std)
+    for field in ("utterance", "start", "valid"):
+        ours, theirs = dm.datasets["train"].table, base.datasets["train"].table
+        assert np.array_equal(getattr(ours, field), getattr(theirs, field))
+    assert torch.equal(dm.class_weights, base.class_weights)
+    for split in ("val", "test"):
+        ours, theirs = dm.datasets[split], base.datasets[split]
+        index = list(range(len(theirs)))
+        torch.manual_seed(0)
+        assert torch.equal(ours.__getitems__(index)["x"], theirs.__getitems__(index)["x"])
+    # every training segment comes from one version, at the same stretch of the recording
+    train = dm.utterances["train"]
+    features = {str(v): c.load(train) for v, c in dm.variant_caches.items()}
+    features["unperturbed"] = dm.cache.load(train)
+    table, length = dm.datasets["train"].table, dm.segment_frames
+    lengths = np.array([f.shape[1] for f in features["unperturbed"]])
+    expected = {}
+    for name, feats in features.items():
+        moved = rescale_segments(
+            table, lengths, np.array([f.shape[1] for f in feats]), length=length
+        )
+        expected[name] = [
+            segment_of(dm, feats[u], s, v)
+            for u, s, v in zip(moved.utterance, moved.start, moved.valid, strict=True)
+        ]
+    assert len({f[0].shape[1] for f in features.values()}) == 3  # 3 lengths of utterance 0
+    drawn = Counter()
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        batch = dm.datasets["train"].__getitems__(list(range(len(table))))
+        for i, x in enumerate(batch["x"]):
+            matches = [n for n in expected if torch.allclose(x, expected[n][i], atol=1e-5)]
+            assert len(matches) == 1, (i, matches)
+            drawn[matches[0]] += 1
+    assert set(drawn) == {"speed 0.9", "unperturbed", "speed 1.1"}
+    torch.manual_seed(0)
+    again = dm.datasets["train"].__getitems__(list(range(len(table))))["x"]
+    torch.manual_seed(0)
+    assert torch.equal(dm.datasets["train"].__getitems__(list(range(len(table))))["x"], again)
+
+
+def test_speed_factor_one_alone_is_the_unaugmented_data(emodb_manifest, tmp_path):
+    base = manifest_dm(emodb_manifest, tmp_path / "cache")
+    dm = manifest_dm(
+        emodb_manifest,
+        tmp_path / "cache",
+        WaveformAugmentations(speed=SpeedPerturbation(factors=[1.0])),
+    )
+    assert dm.variant_caches == {}
+    index = list(range(len(base.datasets["train"])))
+    state = torch.get_rng_state()
+    x = dm.datasets["train"].__getitems__(index)["x"]
+    assert torch.equal(torch.get_rng_state(), state)  # nothing drawn
+    assert torch.equal(x, base.datasets["train"].__getitems__(index)["x"])
+
+
+def test_noise_versions_are_cached_and_seeded(emodb_manifest, tmp_path):
+    noise = WaveformAugmentations(noise=NoisePerturbation(snr_db=[20, 20], copies=2, seed=3))
+    dm = manifest_dm(emodb_manifest, tmp_path / "cache", noise)
+    assert [str(v) for v in dm.variants] == ["unperturbed", "noise 0", "noise 1"]
+    train = dm.utterances["train"]
+    clean = dm.cache.load(train)
+    copies = [cache.load(train) for cache in dm.variant_caches.values()]
+    for noisy in copies:
+        for c, n in zip(clean, noisy, strict=True):
+            assert n.shape == c.shape and not torch.allclose(n, c)
+    assert not torch.allclose(copies[0][0], copies[1][0])
+    # recomputing a version (another run, fold or process) gives the same features
+    again = manifest_dm(emodb_manifest, tmp_path / "other-cache", noise)
+    for cache, other in zip(dm.variant_caches.values(), again.variant_caches.values(), strict=True):
+        assert cache.directory.name == other.directory.name
+        for a, b in zip(cache.load(train), other.load(train), strict=True):
+            assert torch.equal(a, b)

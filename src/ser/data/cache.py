@@ -1,7 +1,9 @@
 """Per-utterance feature cache, safe for several processes filling it at once.
 
 Layout: ``<root>/<corpus>-<key>/`` where ``key`` hashes the corpus identity (its resolved
-root or manifest) and the feature config, so a changed config never reads stale features.
+root or manifest), the feature config and, for the features of a perturbed version of the
+waveforms (speed or noise augmentation, :mod:`ser.augment`), the perturbation, so a changed
+config never reads stale features and each version has its own folder.
 Each utterance is one ``.npy`` file named by a hash of its audio path, size and modification
 time (an edited audio file is recomputed). A file that failed to load is remembered as a
 ``.bad`` text file holding the reason. Every file is written to a temporary name in the same
@@ -67,6 +69,10 @@ class FeatureCache:
         corpus_name: short corpus name, for a readable folder name.
         corpus_identity: what identifies the corpus files (e.g. its resolved root).
         feature_config: the parameters that determine the features.
+        variant: the waveform perturbation the features are computed after
+            (``WaveformVariant.key()``, e.g. ``{"steps": [{"speed": 0.9}]}``); ``None`` or
+            ``{}``: the waveform as read, whose folder is the one of the versions before the
+            option.
 
     Example:
         >>> cache = FeatureCache(root="cache", corpus_name="emodb", corpus_identity="/d/emodb",
@@ -76,13 +82,21 @@ class FeatureCache:
     """
 
     def __init__(
-        self, *, root: str | Path, corpus_name: str, corpus_identity: str, feature_config: dict
+        self,
+        *,
+        root: str | Path,
+        corpus_name: str,
+        corpus_identity: str,
+        feature_config: dict,
+        variant: dict | None = None,
     ) -> None:
         self.meta = {
             "corpus": corpus_identity,
             "features": feature_config,
             "version": FEATURE_VERSION,
         }
+        if variant:
+            self.meta["variant"] = variant
         key = hashlib.sha256(json.dumps(self.meta, sort_keys=True).encode()).hexdigest()[:16]
         self.directory = Path(root).expanduser() / f"{corpus_name}-{key}"
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from ser.augment import WaveformAugmentations, WaveformVariant
 from ser.data.audio import load_audio
 from ser.data.balance import Balance, NoBalance
 from ser.data.cache import FeatureCache, FillReport
 from ser.data.corpora import Corpus, Utterance
-from ser.data.dataset import SegmentDataset, collate_segments, frame_store
+from ser.data.dataset import SegmentDataset, collate_segments, frame_store, rescale_segments
 from ser.data.features import LogMel3D
 from ser.data.folds import Fold
 from ser.data.normalization import Normalizer, check_padding, fit_normalizer, frame_weights
@@ -33,6 +36,15 @@ class SERDataModule(L.LightningDataModule):
     ``prepare_data`` makes the corpus available and fills the feature cache; ``setup`` builds
     the fold: segments, training balance, and z-score statistics from the training segments
     only (applied to all three splits).
+
+    With waveform augmentation (``augment=speed``, ``noise``) the features of every version
+    of the training utterances are cached (a cache folder per version; the unperturbed one is
+    :attr:`cache`) and held in the frame store next to the unperturbed features; each
+    training segment of a batch is read from one version drawn at random, at the same
+    stretch of the recording (:func:`~ser.data.dataset.rescale_segments`). Segmenting,
+    balance, class weights and the normalisation statistics come from the unperturbed
+    features alone, so they equal those of a run without it; validation and test read the
+    unperturbed features only. Memory: one copy of the training features per version.
 
     Args:
         corpus: the corpus (utterances and folds).
@@ -60,6 +72,10 @@ class SERDataModule(L.LightningDataModule):
             and reason (``results.json``'s ``dropped_files``).
         seed: seed of the weighted sampler.
         progress: show a progress bar while extracting features.
+        waveform_augment: versions of the training waveforms to train on
+            (:class:`~ser.augment.WaveformAugmentations`); ``None``: the waveforms as read.
+        test_split: build the test split. ``False`` (``test=false``, a hyper-parameter
+            search): the test speakers' audio is never read, not even into the cache.
 
     Example:
         >>> from ser.data.corpora import EmoDB
@@ -89,6 +105,8 @@ class SERDataModule(L.LightningDataModule):
         skip_bad_audio: bool = False,
         seed: int = 0,
         progress: bool = True,
+        waveform_augment: WaveformAugmentations | None = None,
+        test_split: bool = True,
     ) -> None:
         super().__init__()
         require_batch_size("datamodule.batch_size", batch_size)
@@ -117,6 +135,22 @@ class SERDataModule(L.LightningDataModule):
         self.skip_bad_audio = skip_bad_audio
         self.seed = seed
         self.progress = progress
+        #: the splits built; without the test split the test speakers' audio is never read
+        self.splits = SPLITS if test_split else ("train", "val")
+        #: the versions of the training waveforms drawn from (empty: the waveforms as read)
+        self.variants = waveform_augment.variants() if waveform_augment is not None else []
+        #: the feature cache of every perturbed version (the unperturbed one is ``cache``)
+        self.variant_caches = {
+            variant: FeatureCache(
+                root=cache_dir,
+                corpus_name=corpus.name,
+                corpus_identity=corpus.cache_identity,
+                feature_config=self.features.config(),
+                variant=variant.key(),
+            )
+            for variant in self.variants
+            if variant.key()
+        }
         self._fixed_minority()  # a class outside data.classes fails here, before extraction
         self.minority_classes: tuple[str, ...] | None = None  # the fold's, set by setup()
         self.normalizer: Normalizer | None = None
@@ -141,21 +175,40 @@ class SERDataModule(L.LightningDataModule):
     def fold(self) -> Fold:
         return self.corpus.fold(self.fold_index)
 
-    def _extract(self, utterance: Utterance) -> torch.Tensor:
+    def _extract(
+        self, utterance: Utterance, variant: WaveformVariant | None = None
+    ) -> torch.Tensor:
         wave = load_audio(
             utterance.path,
             sample_rate=self.features.sample_rate,
             min_samples=self.features.win_length,
         )
+        if variant is not None:
+            wave = variant(wave, sample_rate=self.features.sample_rate, utterance_id=utterance.id)
+            # a sped-up recording of one frame is still one frame
+            wave = F.pad(wave, (0, max(0, self.features.win_length - wave.numel())))
         return self.features(wave)
 
     def _fill(self, utterances: list[Utterance]) -> FillReport:
         return self.cache.fill(utterances, self._extract, progress=self.progress)
 
     def prepare_data(self) -> None:
-        """Download the corpus if needed and compute the features not cached yet."""
+        """Download the corpus if needed and compute the features not cached yet (with
+        waveform augmentation, also those of each version of the fold's training utterances;
+        a file that cannot be read is reported by the unperturbed pass)."""
         self.corpus.prepare()
-        self._fill(self.corpus.utterances)
+        if self.splits == SPLITS:
+            self._fill(self.corpus.utterances)
+        else:  # only the fold's built splits: the test speakers' audio is not read
+            fold = self.fold
+            built = [u for u in self.corpus.utterances if fold.split_of(u.speaker) in self.splits]
+            self._fill(built)
+        if self.variant_caches:
+            fold = self.fold
+            train = [u for u in self.corpus.utterances if fold.split_of(u.speaker) == "train"]
+            for variant, cache in self.variant_caches.items():
+                extract = partial(self._extract, variant=variant)
+                cache.fill(train, extract, progress=self.progress)
 
     # ----------------------------------------------------------------- fold set-up
     def setup(self, stage: str | None = None) -> None:
@@ -163,12 +216,12 @@ class SERDataModule(L.LightningDataModule):
         if self.datasets:
             return
         fold = self.fold
-        members = [u for u in self.corpus.utterances if fold.split_of(u.speaker)]
+        members = [u for u in self.corpus.utterances if fold.split_of(u.speaker) in self.splits]
         usable = self._drop_bad(members, self._fill(members))
         label_index = {c: i for i, c in enumerate(self.classes)}
 
         split_index = {}
-        for split in SPLITS:
+        for split in self.splits:
             index = np.array(
                 [i for i, u in enumerate(usable) if fold.split_of(u.speaker) == split],
                 dtype=np.int64,
@@ -181,9 +234,14 @@ class SERDataModule(L.LightningDataModule):
             split_index[split] = index
             self.utterances[split] = [usable[i] for i in index]
         self._check_classes_covered()
-        frames, offsets, lengths = frame_store(self.cache.load(usable, self._extract))
+        # the unperturbed features of the fold, then each version's of its training utterances
+        features = self.cache.load(usable, self._extract)
+        for variant, cache in self.variant_caches.items():
+            extract = partial(self._extract, variant=variant)
+            features += cache.load(self.utterances["train"], extract)
+        frames, offsets, lengths = frame_store(features)
         tables = {}
-        for split in SPLITS:
+        for split in self.splits:
             index = split_index[split]
             labels = [usable[i].label for i in index]
             policy = self._train_policy(labels) if split == "train" else self.eval_segments
@@ -206,7 +264,10 @@ class SERDataModule(L.LightningDataModule):
 
         offsets_t = torch.from_numpy(offsets)
         padding = self.normalizer.padding_frame(self.padding)
-        for split in SPLITS:
+        train_versions = self._train_variants(
+            tables["train"], offsets, lengths, len(usable), split_index["train"]
+        )
+        for split in self.splits:
             labels = torch.tensor([label_index[u.label] for u in self.utterances[split]])
             self.datasets[split] = SegmentDataset(
                 frames=frames,
@@ -215,8 +276,40 @@ class SERDataModule(L.LightningDataModule):
                 table=tables[split],
                 length=self.segment_frames,
                 padding=padding,
+                variants=train_versions if split == "train" else (),
             )
         log.info("%s", self.summary())
+
+    def _train_variants(
+        self,
+        table: SegmentTable,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        unperturbed: int,
+        train_index: np.ndarray,
+    ) -> list[tuple[torch.Tensor, SegmentTable]]:
+        """``(offsets, table)`` of the training segments in each version drawn from.
+
+        ``offsets`` and ``lengths`` are those of the frame store, which holds the
+        ``unperturbed`` utterances of the fold first, then one block of the training
+        utterances per perturbed version, in :attr:`variant_caches` order (``first``: the
+        store index of its first utterance).
+        """
+        if not self.variant_caches:
+            return []
+        n_train = len(train_index)
+        first = {v: unperturbed + k * n_train for k, v in enumerate(self.variant_caches)}
+        versions = []
+        for variant in self.variants:
+            if variant not in first:  # the waveform as read
+                versions.append((torch.from_numpy(offsets[train_index]), table))
+                continue
+            block = slice(first[variant], first[variant] + n_train)
+            rescaled = rescale_segments(
+                table, lengths[train_index], lengths[block], length=self.segment_frames
+            )
+            versions.append((torch.from_numpy(offsets[block]), rescaled))
+        return versions
 
     def _check_classes_covered(self) -> None:
         """Refuse a fold whose training or validation split lacks a class.
@@ -316,7 +409,7 @@ class SERDataModule(L.LightningDataModule):
     def summary(self) -> str:
         """One line per split: speakers, utterances and segments per class."""
         lines = [f"{self.corpus.name} fold {self.fold_index}:"]
-        for split in SPLITS:
+        for split in self.splits:
             counts = Counter(u.label for u in self.utterances[split])
             seg_counts = Counter(
                 self.utterances[split][i].label for i in self.datasets[split].table.utterance
@@ -326,6 +419,11 @@ class SERDataModule(L.LightningDataModule):
                 f"  {split:5s} speakers {','.join(getattr(self.fold, split))}: "
                 f"{len(self.utterances[split])} utterances / {len(self.datasets[split])} segments "
                 f"({per_class})"
+            )
+        if self.variant_caches:
+            versions = ", ".join(map(str, self.variants))
+            lines.append(
+                f"  training segments drawn from {len(self.variants)} versions: {versions}"
             )
         return "\n".join(lines)
 
@@ -352,4 +450,9 @@ class SERDataModule(L.LightningDataModule):
         return self._loader("val", train=False)
 
     def test_dataloader(self) -> DataLoader:
+        if "test" not in self.splits:
+            raise ConfigError(
+                "the test split was not built (datamodule.test_split=false, e.g. test=false in "
+                "a hyper-parameter search): its speakers' audio is never read"
+            )
         return self._loader("test", train=False)

@@ -26,6 +26,12 @@ class SegmentDataset(Dataset):
         length: segment length in frames.
         padding: what the frames past ``table.valid`` hold, ``(channels, n_mels)``
             (:meth:`ser.data.normalization.Normalizer.padding_frame`); ``None``: zeros.
+        variants: versions of the same segments to read from instead (training with speed or
+            noise augmentation, :mod:`ser.augment`): per version, the offsets of the split's
+            utterances in ``frames`` and the table of the same segments in that version
+            (:func:`rescale_segments`; same order as ``table``). Each segment of a batch is
+            read from one version drawn uniformly (torch's global random state); empty:
+            always ``offsets`` and ``table``.
     """
 
     def __init__(
@@ -37,6 +43,7 @@ class SegmentDataset(Dataset):
         table: SegmentTable,
         length: int,
         padding: torch.Tensor | None = None,
+        variants: Sequence[tuple[torch.Tensor, SegmentTable]] = (),
     ) -> None:
         self.frames = frames
         self.labels = labels
@@ -47,6 +54,15 @@ class SegmentDataset(Dataset):
         self._valid = torch.from_numpy(table.valid)
         self._utterance = torch.from_numpy(table.utterance)
         self._steps = torch.arange(length)
+        self._variant_begin: torch.Tensor | None = None  # (versions, segments)
+        self._variant_valid: torch.Tensor | None = None
+        if variants:
+            if any(len(t) != len(table) for _, t in variants):
+                raise ValueError("every version must hold the segments of table, in its order")
+            self._variant_begin = torch.stack(
+                [o[torch.from_numpy(t.utterance)] + torch.from_numpy(t.start) for o, t in variants]
+            )
+            self._variant_valid = torch.stack([torch.from_numpy(t.valid) for _, t in variants])
 
     def __len__(self) -> int:
         return len(self.table)
@@ -57,8 +73,13 @@ class SegmentDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         seg = torch.as_tensor(indices, dtype=torch.long)
-        inside = self._steps < self._valid[seg, None]  # (B, length)
-        rows = torch.where(inside, self._begin[seg, None] + self._steps, 0)
+        if self._variant_begin is None:
+            begin, valid = self._begin[seg], self._valid[seg]
+        else:
+            version = torch.randint(len(self._variant_begin), seg.shape)
+            begin, valid = self._variant_begin[version, seg], self._variant_valid[version, seg]
+        inside = self._steps < valid[:, None]  # (B, length)
+        rows = torch.where(inside, begin[:, None] + self._steps, 0)
         x = self.frames[rows].mul_(inside[..., None, None])  # (B, length, 3, n_mels)
         if self.padding is not None:
             x[~inside] = self.padding
@@ -80,6 +101,34 @@ def frame_store(features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, np.ndar
     lengths = np.array([f.shape[1] for f in features], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     return torch.cat([f.transpose(0, 1) for f in features]), offsets, lengths
+
+
+def rescale_segments(
+    table: SegmentTable, lengths: np.ndarray, new_lengths: np.ndarray, *, length: int
+) -> SegmentTable:
+    """The segments of ``table`` in another version of the same utterances.
+
+    ``lengths[i]`` and ``new_lengths[i]`` are utterance ``i``'s frames in the version that was
+    segmented and in the other (a speed-perturbed copy lasts ``1 / factor`` as long). Each
+    start is scaled by the utterance's length ratio, so a segment covers the same stretch of
+    the recording, then moved back where the segment would run past the end:
+    ``start' = min(start * new // old, max(new - length, 0))``,
+    ``valid' = min(length, new - start')``. Equal lengths give ``table`` itself.
+
+    Example:
+        >>> a = np.array
+        >>> table = SegmentTable(a([0, 0, 1]), a([0, 150, 0]), a([300, 300, 200]))
+        >>> slow = rescale_segments(table, a([450, 200]), a([500, 222]), length=300)
+        >>> slow.start.tolist(), slow.valid.tolist()
+        ([0, 166, 0], [300, 300, 222])
+        >>> fast = rescale_segments(table, a([450, 200]), a([409, 182]), length=300)
+        >>> fast.start.tolist(), fast.valid.tolist()
+        ([0, 109, 0], [300, 300, 182])
+    """
+    old = lengths[table.utterance]
+    new = new_lengths[table.utterance]
+    start = np.minimum(table.start * new // old, np.maximum(new - length, 0))
+    return SegmentTable(table.utterance, start, np.minimum(length, new - start))
 
 
 def collate_segments(batch: dict | list) -> dict[str, torch.Tensor]:
