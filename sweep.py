@@ -2,6 +2,7 @@
 
     python sweep.py [train.py overrides]      # 4 models x 10 folds (a Hydra multirun)
     python sweep.py aggregate DIR             # tables and figures of a sweep folder
+    python sweep.py best DIR                  # the best settings of a hyper-parameter search
 
 See README "Reproduce the comparison" and conf/sweep.yaml.
 """
@@ -26,5 +27,9 @@ if __name__ == "__main__":
         from ser.results import aggregate_cli
 
         sys.exit(aggregate_cli(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "best":
+        from ser.results import best_cli
+
+        sys.exit(best_cli(sys.argv[2:]))
     check_choices_or_exit(sys.argv[1:])
     main()

@@ -380,3 +380,57 @@ def aggregate_cli(argv: Sequence[str]) -> int:
     print(summary_markdown(summary))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if summary.failures else 0
+
+
+def search_trials(search_dir: str | Path) -> list[dict[str, Any]]:
+    """The finished trials of a hyper-parameter search folder, best (mean validation UAR)
+    first; each is its ``results.json`` plus ``dir``."""
+    trials = []
+    for path in sorted(Path(search_dir).glob("*/results.json")):
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            log.warning("ignoring unreadable %s: %s", path, err)
+            continue
+        if record.get("objective") == "val/uar_mean":
+            trials.append(record | {"dir": str(path.parent)})
+    return sorted(trials, key=lambda t: -t["val_uar_mean"])
+
+
+def search_markdown(trials: Sequence[dict[str, Any]], *, top: int = 10) -> str:
+    """The best trials of a search: mean +- std validation UAR over the folds, settings."""
+    lines = [
+        f"# Hyper-parameter search ({len(trials)} finished trials; objective: mean best "
+        "validation UAR over the folds, test speakers never read)",
+        "",
+        "| rank | val UAR % | folds | settings |",
+        "|---|---|---|---|",
+    ]
+    for rank, trial in enumerate(trials[:top], start=1):
+        settings = " ".join(o for o in trial["params"] if "=" in o)
+        lines.append(
+            f"| {rank} | {_pct(trial['val_uar_mean'])} +- {_pct(trial['val_uar_std'])} | "
+            f"{len(trial['val_uar_per_fold'])} | `{settings}` |"
+        )
+    if trials:
+        lines += [
+            "",
+            "Test the best settings on every fold (the nested protocol's outer loop):",
+            "",
+            f"    python sweep.py task_name=best {' '.join(trials[0]['params'])}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def best_cli(argv: Sequence[str]) -> int:
+    """``python sweep.py best DIR``: print the best trial's overrides (one line), for
+    ``python sweep.py $(python sweep.py best DIR)``."""
+    if len(argv) != 1:
+        print("usage: python sweep.py best SEARCH_DIR", file=sys.stderr)
+        return 2
+    trials = search_trials(argv[0])
+    if not trials:
+        print(f"error: no finished search trial (results.json) under {argv[0]}", file=sys.stderr)
+        return 2
+    print(" ".join(trials[0]["params"]))
+    return 0
