@@ -16,11 +16,12 @@ ARGS ?=
 GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824
 FAST_MALLOC := GLIBC_TUNABLES=$(GLIBC_TUNABLES)
 
-.PHONY: help install test lint format train sweep bench clean
+.PHONY: help install test test-cluster lint format train sweep bench clean
 
 help:
 	@echo "make install  create $(VENV) and install requirements + the ser package (idempotent)"
-	@echo "make test     lint, then the whole test suite"
+	@echo "make test     lint, then the whole test suite (without the cluster tests)"
+	@echo "make test-cluster  the SLURM tests on a local cluster (root: installs slurm-wlm, munge, mariadb)"
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make train    python train.py with defaults (ADSRNN, Emo-DB, fold 0); ARGS=\"...\" adds overrides"
 	@echo "make sweep    python sweep.py: 4 models x 10 folds on Emo-DB; ARGS=\"...\" adds overrides"
@@ -45,6 +46,10 @@ format: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# tests/cluster/slurm.sh starts (and stops) a one-node SLURM cluster on localhost
+test-cluster: install
+	$(BIN)/python -m pytest tests/cluster
 
 train: install
 	$(FAST_MALLOC) $(BIN)/python train.py $(ARGS)

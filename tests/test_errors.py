@@ -5,7 +5,9 @@ from __future__ import annotations
 import traceback
 
 import hydra
+import lightning as L
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import InstantiationException
@@ -22,6 +24,7 @@ from ser.errors import (
     ConfigError,
     CorpusError,
     DownloadError,
+    OutOfMemoryError,
     SERError,
 )
 from ser.task import instantiate_trainer
@@ -49,6 +52,7 @@ def exit_message(fn, *args, capsys) -> list[str]:
 def test_the_user_errors_are_one_hierarchy():
     assert set(subclasses(SERError)) == {
         SERError, ConfigError, CorpusError, AudioError, DownloadError, CheckpointError,
+        OutOfMemoryError,
     }  # fmt: skip
 
 
@@ -219,3 +223,22 @@ def test_predict_refuses_a_batch_size_below_1(tmp_path, capsys):
     )  # fmt: skip
     lines = exit_message(ser.predict.predict, cfg, capsys=capsys)
     assert lines == ["error: batch_size=0: give a positive number of segments"]
+
+
+class OutOfMemoryAtStep(L.Callback):
+    """What CUDA raises when a batch does not fit (no GPU here: the error itself is raised)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_gpu_memory_is_one_line_naming_the_settings_to_lower(compose_config, capsys):
+    from ser.task import train
+
+    cfg = compose_config(
+        ["model=asrnn", "debug=fast", f"+callbacks.oom._target_={__name__}.OutOfMemoryAtStep"]
+    )
+    (line,) = exit_message(train, cfg, capsys=capsys)
+    assert line.startswith("error: out of GPU memory (CUDA out of memory. Tried to allocate")
+    for setting in ("datamodule.batch_size (now 8)", "width=small", "runs_per_gpu"):
+        assert setting in line

@@ -136,7 +136,7 @@ def test_wandb_offline_run_is_named_and_grouped(compose_config, tmp_path, monkey
     ("args", "message"),
     [
         (["model=lstm"], "unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, asrnn"),
-        (["data=timit"], "unknown data 'timit': valid options are emodb"),
+        (["data=timit"], "unknown data 'timit': valid options are crema_d, crema_d_all, emodb"),
         (["fold=10"], "fold=10 is out of range for emodb: valid folds are 0..9 (0: test 03"),
         (["data=iemocap"], "missing required option data.root"),
         (["data=iemocap", "data.root=/nonexistent"], "/nonexistent is not an IEMOCAP_full_release"),

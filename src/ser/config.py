@@ -6,7 +6,7 @@ import functools
 import netrc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,51 @@ def _fold_range(data: Any) -> str:
     return f"range({len(hydra.utils.instantiate(data).folds())})"
 
 
+def slurm_tasks_per_node(environ: Mapping[str, str] = os.environ) -> int | None:
+    """Tasks SLURM starts on each node of this job step, ``None`` outside SLURM.
+
+    ``SLURM_NTASKS_PER_NODE`` is set only with ``--ntasks-per-node``; ``SLURM_TASKS_PER_NODE``
+    always (``2``, ``2(x3)``, or uneven as ``2,1``: refused, DDP needs the same number of
+    processes on every node).
+
+    Example:
+        >>> slurm_tasks_per_node({"SLURM_NTASKS": "6", "SLURM_TASKS_PER_NODE": "2(x3)"})
+        2
+        >>> slurm_tasks_per_node({}) is None
+        True
+    """
+    if "SLURM_NTASKS_PER_NODE" in environ:
+        return int(environ["SLURM_NTASKS_PER_NODE"])
+    per_node = environ.get("SLURM_TASKS_PER_NODE")
+    if not per_node or "SLURM_NTASKS" not in environ:
+        return None
+    counts = {int(part.split("(")[0]) for part in per_node.split(",")}
+    if len(counts) > 1:
+        raise ConfigError(
+            f"SLURM starts an uneven number of tasks per node (SLURM_TASKS_PER_NODE={per_node}): "
+            "DDP needs the same number on every node; use srun --ntasks-per-node=N"
+        )
+    return counts.pop()
+
+
+def _slurm_devices() -> int:
+    """``trainer.devices`` of ``hardware=multinode``: one per SLURM task of the node, or
+    every visible GPU outside SLURM."""
+    return slurm_tasks_per_node() or -1
+
+
+def _on_gpu(accelerator: str) -> bool:
+    """Whether ``trainer.accelerator`` runs on GPUs (``auto``: when one is visible)."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and _gpu_visible())
+
+
+def _digest(text: str) -> str:
+    """8 hex digits naming ``text`` (a search trial's folder from its overrides)."""
+    import hashlib
+
+    return hashlib.sha256(str(text).encode()).hexdigest()[:8]
+
+
 def register_resolvers() -> None:
     """The ``ser.*`` resolvers the configs use (GPU choice, W&B mode, seed and fold sweeps)."""
     resolvers = {
@@ -101,6 +146,9 @@ def register_resolvers() -> None:
         "ser.seed_range": _seed_range,
         "ser.seed_suffix": _seed_suffix,
         "ser.fold_range": _fold_range,
+        "ser.slurm_devices": _slurm_devices,
+        "ser.on_gpu": _on_gpu,
+        "ser.digest": _digest,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -111,7 +159,8 @@ register_resolvers()
 
 
 def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
-    """Reject ``group=option`` overrides naming an option that has no file in ``conf/<group>/``.
+    """Reject ``group=option`` overrides naming an option that has no file in ``conf/<group>/``
+    (or in a ``hydra.searchpath=[file://...]`` folder given on the command line).
 
     Hydra would report this too, over several lines; this says it in one and lists the
     valid options.
@@ -132,17 +181,25 @@ def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
         if type(err).__name__ == "OverrideParseException":
             return
         raise
+    config_dirs = [config_dir]
+    for override in overrides:
+        if override.key_or_group == "hydra.searchpath" and not override.is_delete():
+            config_dirs += [
+                Path(str(p).removeprefix("file://"))
+                for p in override.value() or []
+                if str(p).startswith("file://") or "://" not in str(p)
+            ]
     for override in overrides:
         group = override.key_or_group
-        folder = config_dir / group
-        if override.is_delete() or "." in group or "/" in group or not folder.is_dir():
+        folders = [d / group for d in config_dirs if (d / group).is_dir()]
+        if override.is_delete() or "." in group or "/" in group or not folders:
             continue
         values = (
             [str(v) for v in override.sweep_iterator()]
             if override.is_sweep_override()
             else [override.get_value_element_as_str()]
         )
-        valid = sorted(p.stem for p in folder.glob("*.yaml"))
+        valid = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
         unknown = [v for v in values if v not in valid and v.lower() not in ("null", "none")]
         if unknown:
             raise ConfigError(

@@ -9,6 +9,8 @@ The old import paths still work: ``ser.data.corpora.CorpusError``, ``ser.data.au
 ``ser.data.download.DownloadError`` and ``ser.predict.CheckpointError`` are these classes.
 """
 
+import shutil
+
 
 class SERError(Exception):
     """The user asked for something that cannot work: one ``error:`` line, exit code 2.
@@ -40,6 +42,10 @@ class DownloadError(SERError, RuntimeError):
     """The archive could not be fetched, verified or unpacked."""
 
 
+class OutOfMemoryError(SERError, RuntimeError):
+    """The run does not fit in the GPU's memory (the message names the settings to lower)."""
+
+
 class CheckpointError(ConfigError):
     """A checkpoint that is missing or was not written by ser's ``train.py``."""
 
@@ -55,3 +61,13 @@ def require_batch_size(option: str, value: object) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{option}={value!r}: give a positive number of segments")
+
+
+def require_sbatch() -> None:
+    """A :class:`ConfigError` when SLURM's ``sbatch`` is not on the PATH."""
+    if shutil.which("sbatch") is None:
+        raise ConfigError(
+            "hydra/launcher=slurm: sbatch is not on the PATH, so there is no SLURM cluster to "
+            "submit to. Run the sweep on a SLURM login node, or on one machine with "
+            "hydra/launcher=ser_local"
+        )

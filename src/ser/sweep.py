@@ -25,12 +25,15 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ser.config import exit_on_user_error
-from ser.errors import ConfigError
+from ser.errors import ConfigError, require_sbatch
+from ser.io import write_text_atomic
 from ser.results import (
     aggregate,
     collect,
     failure_line,
     latest_protocol,
+    search_markdown,
+    search_trials,
     summary_markdown,
     write_summary,
 )
@@ -61,7 +64,7 @@ class SweepPlan:
 
 
 def _count(n: int, noun: str) -> str:
-    if noun not in (*RUN_KEYS, "run"):
+    if noun not in (*RUN_KEYS, "run", "trial"):
         return f"{n} {noun} values"
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -91,11 +94,16 @@ def plan_sweep(config: DictConfig, config_name: str | None) -> SweepPlan:
 
     Every fold of the list must exist in its corpus (a
     :class:`~ser.data.corpora.CorpusError` names the valid ones), the corpus must be
-    available (downloaded here if it can be), and options that would fail every run (DDP,
+    available (downloaded here if it can be), ``hydra/launcher=slurm`` needs ``sbatch``, and
+    options that would fail every run (DDP,
     hardware=gpu without a GPU) raise a :class:`~ser.errors.ConfigError`. The config of
     each distinct corpus of the sweep (one, unless something besides model, fold and seed
     is swept too) is composed once.
     """
+    if "slurm" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")).lower():
+        require_sbatch()
+    if is_search(config):
+        return plan_search(config)
     merged = sweep_overrides(config)
     swept = {o.key_or_group: o for o in merged.values() if o.is_sweep_override()}
     folds = _values(merged["fold"]) if "fold" in merged else [config.fold]
@@ -124,6 +132,47 @@ def plan_sweep(config: DictConfig, config_name: str | None) -> SweepPlan:
     )
 
 
+def is_search(config: DictConfig) -> bool:
+    """Whether the multirun is a hyper-parameter search (``hparams_search=...``)."""
+    return "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+
+
+def plan_search(config: DictConfig) -> SweepPlan:
+    """Check a hyper-parameter search before its first trial, and count its trials.
+
+    Its objective must be a validation metric, testing must be off, and every range must be
+    non-empty (a :class:`~ser.errors.ConfigError` otherwise).
+    """
+    objective = str(config.get("optimized_metric"))
+    if not objective.startswith("val/"):
+        raise ConfigError(
+            f"optimized_metric={objective}: a search must select on validation only "
+            "(val/uar_mean). Choosing hyper-parameters by a test metric fits them to the test "
+            "speakers, and the test UAR reported afterwards would be optimistic"
+        )
+    if config.get("test"):
+        raise ConfigError(
+            "test=true in a hyper-parameter search would score every trial on the test "
+            "speakers; a search runs with test=false (the hparams_search presets set it)"
+        )
+    params = OmegaConf.to_container(config.hydra.sweeper.params, resolve=True) or {}
+    parser = OverridesParser.create()
+    for key, value in params.items():
+        (override,) = parser.parse_overrides([f"{key}={value}"])
+        sweep = override.value()
+        empty = (
+            (override.is_interval_sweep() and not sweep.start < sweep.end)
+            or (override.is_choice_sweep() and not sweep.list)
+            or (override.is_range_sweep() and not list(override.sweep_iterator()))
+        )
+        if empty:
+            raise ConfigError(
+                f"hydra.sweeper.params.{key}={value}: the range is empty or inverted; give "
+                "interval(low, high) with low < high, or a non-empty choice(...)"
+            )
+    return SweepPlan({"trial": int(config.hydra.sweeper.n_trials)})
+
+
 class SweepProgress(Callback):
     """Checks the sweep and logs its plan (:func:`plan_sweep`) before the first job, then
     'run i of n' and an estimate of the time left before each job.
@@ -146,6 +195,8 @@ class SweepProgress(Callback):
         # a fold that does not exist, or a corpus that cannot load, stops the sweep (exit 2)
         plan = exit_on_user_error(plan_sweep)(config, kwargs.get("config_name"))
         log.info(plan.line())
+        if is_search(config):  # the study's SQLite file goes there before the first trial
+            Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
         self.total = plan.total
         self.sweep_pid = os.getpid()
 
@@ -177,6 +228,9 @@ class AggregateSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        if is_search(config):
+            self._search_summary(sweep_dir)
+            return
         runs, failures, _ = latest_protocol(collect(sweep_dir), collect(sweep_dir, "error.json"))
         if runs:
             summary = aggregate(runs, failures=failures)
@@ -192,6 +246,21 @@ class AggregateSweep(Callback):
             log.error(
                 "sweep: %d run(s) failed (error.json in each; rerun the same command to retry "
                 "them):\n  %s",
+                len(failures), "\n  ".join(failure_line(f) for f in failures),
+            )  # fmt: skip
+            sys.exit(1)
+
+    @staticmethod
+    def _search_summary(search_dir: Path) -> None:
+        """A search's trials, best first, in ``search_summary.md``, and the command that
+        tests the best settings on every fold."""
+        failures = collect(search_dir, "error.json")
+        text = search_markdown(search_trials(search_dir))
+        write_text_atomic(search_dir / "search_summary.md", text)
+        print(text)
+        if failures:
+            log.error(
+                "search: %d trial(s) failed:\n  %s",
                 len(failures), "\n  ".join(failure_line(f) for f in failures),
             )  # fmt: skip
             sys.exit(1)

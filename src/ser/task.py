@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import hashlib
 import json
@@ -14,9 +15,12 @@ import logging
 import os
 import platform
 import shutil
+import statistics
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,11 +33,11 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import ser
-from ser.config import exit_on_user_error, require_complete, user_error
-from ser.errors import ConfigError, SERError
+from ser.config import exit_on_user_error, require_complete, slurm_tasks_per_node, user_error
+from ser.errors import ConfigError, OutOfMemoryError, SERError
 from ser.io import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -127,8 +131,18 @@ def versions() -> dict[str, str]:
 
 
 def environment(trainer: L.Trainer) -> dict[str, Any]:
-    """Where a run ran: device, processes, visible GPUs and CPU threads."""
+    """Where a run ran: device, processes, visible GPUs, CPU threads and, under SLURM, the
+    job (``slurm``: job id, array task, node list, how often it was requeued)."""
+    slurm = {
+        key: os.environ.get(f"SLURM_{name}")
+        for key, name in (
+            ("job_id", "JOB_ID"), ("array_job_id", "ARRAY_JOB_ID"),
+            ("array_task_id", "ARRAY_TASK_ID"), ("nodelist", "JOB_NODELIST"),
+            ("restart_count", "RESTART_COUNT"),
+        )
+    }  # fmt: skip
     return {
+        "slurm": slurm if slurm["job_id"] else None,
         "accelerator": type(trainer.accelerator).__name__,
         "devices": trainer.num_devices,
         "world_size": trainer.world_size,
@@ -152,7 +166,13 @@ def instantiate_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     ``trainer.devices=0``). Those are option values set in the config, so they become a
     :class:`ConfigError`. A user error raised inside (``hardware=gpu`` without a GPU) stays
     as it is, and anything else keeps its traceback.
+
+    Under ``srun --ntasks=N`` (without ``--ntasks-per-node``) Lightning's SLURM check wants
+    ``SLURM_NTASKS_PER_NODE``; it is filled in from ``SLURM_TASKS_PER_NODE``.
     """
+    per_node = slurm_tasks_per_node()
+    if per_node is not None:
+        os.environ.setdefault("SLURM_NTASKS_PER_NODE", str(per_node))
     try:
         return hydra.utils.instantiate(cfg, **kwargs)
     except InstantiationException as err:
@@ -187,6 +207,57 @@ def finished_results(cfg: DictConfig) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return results if results.get("config_hash") == config_hash(cfg) else None
+
+
+#: which config the run folder's checkpoints belong to
+CHECKPOINTS_OWNER = "checkpoints.json"
+
+
+def interrupted_checkpoint(cfg: DictConfig) -> Path | None:
+    """``checkpoints/last.ckpt`` of an interrupted run of the same config in this run folder
+    (a requeued SLURM job, a killed sweep run being rerun), when it loads; else ``None``.
+
+    The checkpoints belong to the config whose hash :func:`claim_checkpoints` wrote; a
+    checkpoint cut short by the kill does not load and is not resumed from.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    last = output_dir / "checkpoints" / "last.ckpt"
+    try:
+        claimed = json.loads((output_dir / CHECKPOINTS_OWNER).read_text()).get("config_hash")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if claimed != config_hash(cfg) or not last.is_file():
+        return None
+    try:
+        torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:
+        log.warning("not resuming from %s: it does not load (%s)", last, err)
+        return None
+    return last
+
+
+def claim_checkpoints(cfg: DictConfig) -> None:
+    """Record in the run folder which config its checkpoints belong to."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output_dir / CHECKPOINTS_OWNER, {"config_hash": config_hash(cfg)})
+
+
+@contextmanager
+def out_of_memory_advice(cfg: DictConfig) -> Iterator[None]:
+    """Turn CUDA's out-of-memory error into one :class:`~ser.errors.OutOfMemoryError` that
+    names the settings to lower."""
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        first_line = (str(err).strip().splitlines() or ["CUDA out of memory"])[0]
+        raise OutOfMemoryError(
+            f"out of GPU memory ({first_line}). Lower datamodule.batch_size (now "
+            f"{cfg.datamodule.batch_size}) or datamodule.eval_batch_size (now "
+            f"{cfg.datamodule.get('eval_batch_size')}), train at width=small or with "
+            "trainer.precision=bf16-mixed, or, in a ser_local sweep, run fewer jobs per GPU "
+            "(hydra.launcher.runs_per_gpu)"
+        ) from err
 
 
 def in_multirun() -> bool:
@@ -226,7 +297,8 @@ def command_line() -> str:
     if not HydraConfig.initialized():
         return ""
     hydra_cfg = HydraConfig.get()
-    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "train.py"
+    # the job name is the script's (train, sweep), also in a SLURM job started by submitit
+    script = f"{hydra_cfg.job.name}.py" if hydra_cfg.job.name else Path(sys.argv[0]).name
     return " ".join(["python", script, *hydra_cfg.overrides.task])
 
 
@@ -241,13 +313,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     (a NaN loss, unreadable audio, out of memory, a crash in a model) fails this run only:
     it is logged, recorded in ``error.json`` and ``{}`` is returned, so the sweep goes on.
     """
+    run = search_trial if cfg.get("search") else _train
     if not in_multirun():
-        return exit_on_user_error(_train)(cfg)
+        return exit_on_user_error(run)(cfg)
     error_path = Path(cfg.paths.output_dir) / "error.json"
     error_path.unlink(missing_ok=True)  # a retried run reports its own outcome
     started = time.perf_counter()
     try:
-        return _train(cfg)
+        return run(cfg)
     except Exception as err:
         log.error("run %s failed", cfg.paths.output_dir, exc_info=err)
         record_failure(error_path, cfg, err, wall_time_s=time.perf_counter() - started)
@@ -259,8 +332,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return {}
 
 
-def record_failure(path: Path, cfg: DictConfig, err: BaseException, *, wall_time_s: float) -> None:
-    """Write ``error.json``: what failed, why, and where its log is (strict JSON, atomic)."""
+def record_failure(
+    path: Path, cfg: DictConfig, err: BaseException, *, wall_time_s: float, log: str | None = None
+) -> None:
+    """Write ``error.json``: what failed, why, and where its log is (``log``, by default the
+    Hydra job's log file), as strict JSON, atomically."""
     cause = user_error(err) or err
     try:
         hashes = {"config_hash": config_hash(cfg), "protocol_hash": protocol_hash(cfg)}
@@ -272,7 +348,7 @@ def record_failure(path: Path, cfg: DictConfig, err: BaseException, *, wall_time
         "seed": cfg.get("seed"),
         "error": type(cause).__name__,
         "message": str(cause),
-        "log": log_file(),
+        "log": log or log_file(),
         "traceback": "".join(traceback.format_exception(err)),
         "wall_time_s": wall_time_s,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -294,12 +370,18 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     require_complete(cfg)
     check_run_options(cfg)
-    if cfg.get("skip_done") and not cfg.get("ckpt_path"):
+    ckpt_path = cfg.get("ckpt_path")
+    resumed_from = None
+    if cfg.get("skip_done") and not ckpt_path:
         done = finished_results(cfg)
         if done is not None:
             log.info("skipping %s: results.json with the same config exists", cfg.paths.output_dir)
             return done
-        shutil.rmtree(Path(cfg.paths.output_dir) / "checkpoints", ignore_errors=True)
+        ckpt_path = resumed_from = interrupted_checkpoint(cfg)
+        if ckpt_path is None:
+            shutil.rmtree(Path(cfg.paths.output_dir) / "checkpoints", ignore_errors=True)
+        else:
+            log.info("resuming %s from %s", cfg.paths.output_dir, ckpt_path)
     if cfg.get("print_config", True):
         print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
@@ -312,10 +394,13 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
+    if trainer.is_global_zero:
+        claim_checkpoints(cfg)
+    with out_of_memory_advice(cfg):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     checkpoint = trainer.checkpoint_callback
     results: dict[str, Any] = {}
-    if cfg.get("test") and isinstance(checkpoint, ModelCheckpoint):
+    if isinstance(checkpoint, ModelCheckpoint):
         best_path = checkpoint.best_model_path
         if not best_path:
             raise ConfigError(
@@ -325,7 +410,11 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
                 "trainer.max_steps, trainer.max_epochs, trainer.limit_val_batches and "
                 "trainer.check_val_every_n_epoch)"
             )
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
+        test = {}
+        if cfg.get("test"):
+            with out_of_memory_advice(cfg):
+                trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
+            test = model.test_results
         # mmap: reads the counters without loading the weights and optimiser state
         best = torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)
         results = {
@@ -342,15 +431,17 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
             "best_step": best["global_step"],
             "best_checkpoint": best_path,
             "val_uar_best": float(checkpoint.best_model_score),
-            "test_uar": model.test_results["uar"],
-            "test_wa": model.test_results["wa"],
-            "test_seg_uar": model.test_results["seg_uar"],
-            "recall": model.test_results["recall"],
-            "confusion": model.test_results["confusion"],
-            "predictions": model.test_results["predictions"],
-            "n_test_utterances": len(model.test_results["predictions"]),
+            # test=false (a hyper-parameter search): no test metrics, no predictions
+            "test_uar": test.get("uar"),
+            "test_wa": test.get("wa"),
+            "test_seg_uar": test.get("seg_uar"),
+            "recall": test.get("recall"),
+            "confusion": test.get("confusion"),
+            **({"predictions": test["predictions"]} if test else {}),
+            "n_test_utterances": len(test["predictions"]) if test else 0,
             "dropped_files": datamodule.dropped,
             "epochs_trained": trainer.current_epoch,
+            "resumed_from": None if resumed_from is None else str(resumed_from),
             "steps_trained": trainer.global_step,
             "wall_time_s": time.perf_counter() - started,
             "versions": versions(),
@@ -368,15 +459,83 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
+def search_trial(cfg: DictConfig) -> dict[str, Any]:
+    """One trial of a hyper-parameter search (``hparams_search=...``): the trial's settings
+    trained on every fold of ``cfg.search.folds`` and validated, never tested.
+
+    Each fold is a run of its own in ``<trial>/fold<k>/`` (skipped when done, resumed when
+    interrupted), built with ``test=false``, so its test speakers' audio is never read. The
+    objective, ``val_uar_mean``, is the mean over the folds of the best validation UAR. The
+    trial's ``results.json`` records it per fold, with ``test_uar: null``.
+    """
+    if cfg.get("test"):
+        raise ConfigError(
+            "test=true in a hyper-parameter search would score every trial on the test "
+            "speakers; a search runs with test=false (the hparams_search presets set it)"
+        )
+    started = time.perf_counter()
+    trial_dir = Path(cfg.paths.output_dir)
+    n_folds = len(hydra.utils.instantiate(cfg.data).folds())
+    folds = list(range(n_folds)) if cfg.search.folds == "all" else list(cfg.search.folds)
+    per_fold = {}
+    for fold in folds:
+        fold_cfg = copy.deepcopy(cfg)
+        with open_dict(fold_cfg):
+            fold_cfg.fold = fold
+            fold_cfg.search = None
+            fold_cfg.paths.output_dir = str(trial_dir / f"fold{fold}")
+        per_fold[fold] = _train(fold_cfg)["val_uar_best"]
+    values = list(per_fold.values())
+    results = {
+        "objective": "val/uar_mean",
+        "val_uar_mean": statistics.fmean(values),
+        "val_uar_std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "val_uar_per_fold": {str(k): v for k, v in per_fold.items()},
+        "test_uar": None,
+        "params": trial_overrides(cfg),
+        "wall_time_s": time.perf_counter() - started,
+        "config_hash": config_hash(cfg),
+        "command": command_line(),
+    }
+    write_json_atomic(trial_dir / "results.json", results)
+    print(f"search trial: mean val UAR {results['val_uar_mean']:.4f} over folds {folds}")
+    return results
+
+
+def trial_overrides(cfg: DictConfig) -> list[str]:
+    """The overrides that give a search trial's settings in a plain run or sweep: the
+    trial's command line without the search's own options (``hparams_search``, ``search``,
+    ``hydra``), plus the augmentations the search preset chose (they are not on it)."""
+    if not HydraConfig.initialized():
+        return []
+    own = ("hparams_search=", "search.", "+search.", "hydra.", "hydra/", "test=")
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(own)]
+    augment = [
+        name
+        for node in (OmegaConf.select(cfg, "model.augment"), cfg.datamodule.get("waveform_augment"))
+        if node
+        for name in node
+        if name != "_target_"
+    ]
+    if augment and not any(o.startswith("augment=") for o in overrides):
+        overrides.append(f"augment=[{','.join(augment)}]")
+    return overrides
+
+
 def print_summary(results: dict[str, Any]) -> None:
     """A few lines: which speaker, which epoch, validation and test scores."""
+    test = (
+        f"  test UAR {results['test_uar']:.4f}  WA {results['test_wa']:.4f}  "
+        f"({results['n_test_utterances']} utterances)"
+        if results["test_uar"] is not None
+        else "  not tested (test=false)"
+    )
     print(
         f"\n{results['model']} fold {results['fold']} ({results['corpus']}): "
         f"test speaker {','.join(results['test_speakers'])}, "
         f"val speaker {','.join(results['val_speakers'])}\n"
         f"  best epoch {results['best_epoch']}: val UAR {results['val_uar_best']:.4f}\n"
-        f"  test UAR {results['test_uar']:.4f}  WA {results['test_wa']:.4f}  "
-        f"({len(results['predictions'])} utterances)\n"
+        f"{test}\n"
     )
 
 

@@ -1,8 +1,11 @@
 """``hydra/launcher=ser_local``: run a multirun's jobs in parallel on one machine.
 
-Each worker process owns a slot: with GPUs, a distinct set of ``gpus_per_job`` GPUs
-(``CUDA_VISIBLE_DEVICES`` is set before CUDA starts); on CPU, an equal share of the cores
+Each worker process owns a slot: with GPUs, a set of ``gpus_per_job`` GPUs
+(``CUDA_VISIBLE_DEVICES`` is set before CUDA starts), shared by ``runs_per_gpu`` workers so
+that small runs do not leave a large GPU idle (``auto``: as many as the sweep's largest
+model fits, from one measured training step); on CPU, an equal share of the cores
 (``OMP_NUM_THREADS`` and ``torch.set_num_threads``), so that jobs do not oversubscribe.
+Every job is still its own process with its own seed.
 Jobs are queued: a free slot takes the next job. Progress (finished/total, time left) is
 logged as jobs end; a job that failed (``error.json`` in its folder) is named, and the others
 go on.
@@ -24,7 +27,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ser.config import exit_on_user_error
 from ser.errors import ConfigError
@@ -41,6 +44,8 @@ class LocalParallelConf:
     #: parallel jobs; -1: one per ``gpus_per_job`` visible GPUs, or cores // 2 without GPUs
     n_jobs: int = -1
     gpus_per_job: int = 1
+    #: workers sharing one GPU set; ``auto``: :func:`runs_per_gpu` from a measured step
+    runs_per_gpu: Any = "auto"
 
 
 ConfigStore.instance().store(
@@ -58,17 +63,54 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def slots(*, n_jobs: int, gpus_per_job: int, gpus: list[str], cpus: int) -> list[dict[str, str]]:
-    """Environment of each worker slot: distinct GPUs, or an equal share of the CPU cores.
+#: GPU memory a process takes before its first tensor (CUDA context, cuDNN/cuBLAS handles)
+CUDA_CONTEXT_BYTES = 600 * 2**20
+#: at most this many runs share one GPU set (beyond that they only queue for its SMs)
+MAX_RUNS_PER_GPU = 8
+
+
+def runs_per_gpu(*, peak_bytes: int, gpu_bytes: int, headroom: float = 0.2) -> int:
+    """How many runs fit on one GPU: each takes its measured training-step peak plus a CUDA
+    context, and ``headroom`` of the GPU's memory stays free (fragmentation, validation).
+
+    Example:
+        >>> GiB = 2**30
+        >>> runs_per_gpu(peak_bytes=3 * GiB, gpu_bytes=80 * GiB)   # 64 GiB / 3.6 GiB
+        8
+        >>> runs_per_gpu(peak_bytes=20 * GiB, gpu_bytes=80 * GiB)
+        3
+        >>> runs_per_gpu(peak_bytes=90 * GiB, gpu_bytes=80 * GiB)  # does not fit: one, as before
+        1
+    """
+    per_run = peak_bytes + CUDA_CONTEXT_BYTES
+    fits = int(gpu_bytes * (1 - headroom) // per_run)
+    return max(1, min(MAX_RUNS_PER_GPU, fits))
+
+
+def slots(
+    *, n_jobs: int, gpus_per_job: int, gpus: list[str], cpus: int, runs_per_gpu: int = 1
+) -> list[dict[str, str]]:
+    """Environment of each worker slot: GPUs (each set shared by ``runs_per_gpu`` slots), or
+    an equal share of the CPU cores.
 
     Example:
         >>> for slot in slots(n_jobs=-1, gpus_per_job=2, gpus=["0", "1", "2", "3"], cpus=16):
         ...     print(slot)
         {'CUDA_VISIBLE_DEVICES': '0,1', 'OMP_NUM_THREADS': '8'}
         {'CUDA_VISIBLE_DEVICES': '2,3', 'OMP_NUM_THREADS': '8'}
+        >>> for slot in slots(n_jobs=-1, gpus_per_job=1, gpus=["0"], cpus=16, runs_per_gpu=4):
+        ...     print(slot)
+        {'CUDA_VISIBLE_DEVICES': '0', 'OMP_NUM_THREADS': '4'}
+        {'CUDA_VISIBLE_DEVICES': '0', 'OMP_NUM_THREADS': '4'}
+        {'CUDA_VISIBLE_DEVICES': '0', 'OMP_NUM_THREADS': '4'}
+        {'CUDA_VISIBLE_DEVICES': '0', 'OMP_NUM_THREADS': '4'}
     """
     if gpus_per_job < 1:
         raise ConfigError(f"hydra.launcher.gpus_per_job={gpus_per_job}: it must be 1 or more")
+    if runs_per_gpu < 1:
+        raise ConfigError(
+            f"hydra.launcher.runs_per_gpu={runs_per_gpu}: it must be 1 or more, or auto"
+        )
     if gpus:
         count = len(gpus) // gpus_per_job
         if count == 0:
@@ -76,13 +118,41 @@ def slots(*, n_jobs: int, gpus_per_job: int, gpus: list[str], cpus: int) -> list
                 f"hydra.launcher.gpus_per_job={gpus_per_job} but only {len(gpus)} GPU(s) are "
                 f"visible ({','.join(gpus)}): lower gpus_per_job or set CUDA_VISIBLE_DEVICES"
             )
-        count = min(count, n_jobs) if n_jobs > 0 else count
-        groups = [",".join(gpus[i * gpus_per_job : (i + 1) * gpus_per_job]) for i in range(count)]
+        sets = [",".join(gpus[i * gpus_per_job : (i + 1) * gpus_per_job]) for i in range(count)]
+        groups = [gpu_set for _ in range(runs_per_gpu) for gpu_set in sets]
+        count = min(len(groups), n_jobs) if n_jobs > 0 else len(groups)
+        groups = groups[:count]
     else:
         count = n_jobs if n_jobs > 0 else max(1, cpus // 2)
         groups = ["" for _ in range(count)]
     threads = str(max(1, cpus // count))
     return [{"CUDA_VISIBLE_DEVICES": g, "OMP_NUM_THREADS": threads} for g in groups]
+
+
+def training_step_peak_bytes(cfg: DictConfig) -> int:
+    """Peak GPU memory of one training step of ``cfg``'s network on a random batch of its
+    batch size and segment shape, in its precision (measured on the first visible GPU)."""
+    import hydra
+    import torch
+
+    device = torch.device("cuda", 0)
+    net = hydra.utils.instantiate(cfg.model.net)(num_classes=len(cfg.data.classes)).to(device)
+    x = torch.randn(
+        cfg.datamodule.batch_size,
+        cfg.model.net.in_channels,
+        cfg.datamodule.segment_frames,
+        cfg.model.net.n_mels,
+        device=device,
+    )
+    torch.cuda.reset_peak_memory_stats(device)
+    bf16 = str(cfg.trainer.precision).startswith("bf16")
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        loss = net(x).float().mean()
+    loss.backward()
+    peak = torch.cuda.max_memory_allocated(device)
+    del net, x, loss
+    torch.cuda.empty_cache()
+    return peak
 
 
 def _init_worker(queue: Any) -> None:
@@ -119,9 +189,10 @@ def _execute(idx: int, overrides: list[str], shared: bytes) -> bytes:
 class LocalParallelLauncher(Launcher):
     """Parallel jobs on one machine, one GPU set (or CPU share) per worker."""
 
-    def __init__(self, n_jobs: int = -1, gpus_per_job: int = 1) -> None:
+    def __init__(self, n_jobs: int = -1, gpus_per_job: int = 1, runs_per_gpu: Any = "auto") -> None:
         self.n_jobs = n_jobs
         self.gpus_per_job = gpus_per_job
+        self.runs_per_gpu = runs_per_gpu
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -133,15 +204,43 @@ class LocalParallelLauncher(Launcher):
         self.hydra_context = hydra_context
         self.task_function = task_function
 
+    def _runs_per_gpu(self, job_overrides: list[list[str]]) -> int:
+        """``runs_per_gpu``, or with ``auto`` what the sweep's largest training step allows."""
+        if self.runs_per_gpu != "auto":
+            if not isinstance(self.runs_per_gpu, int):
+                raise ConfigError(
+                    f"hydra.launcher.runs_per_gpu={self.runs_per_gpu!r}: give a number or auto"
+                )
+            return self.runs_per_gpu
+        import torch
+
+        configs = {}
+        for overrides in job_overrides:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            configs.setdefault(OmegaConf.to_yaml(cfg.model) + str(cfg.datamodule.batch_size), cfg)
+        peak = max(training_step_peak_bytes(cfg) for cfg in configs.values())
+        total = torch.cuda.get_device_properties(0).total_memory
+        runs = runs_per_gpu(peak_bytes=peak, gpu_bytes=total * self.gpus_per_job)
+        log.info(
+            "ser_local: a training step takes up to %.2f GiB of the GPU's %.0f GiB: %d runs "
+            "per GPU (hydra.launcher.runs_per_gpu=auto)", peak / 2**30, total / 2**30, runs,
+        )  # fmt: skip
+        return runs
+
     def launch(self, job_overrides: list[list[str]], initial_job_idx: int) -> list[JobReturn]:
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        gpus = visible_gpus()
         worker_slots = exit_on_user_error(slots)(
             n_jobs=self.n_jobs,
             gpus_per_job=self.gpus_per_job,
-            gpus=visible_gpus(),
+            gpus=gpus,
             cpus=os.cpu_count() or 1,
+            # measured only where the GPUs can hold a job at all (slots names the shortfall)
+            runs_per_gpu=(
+                self._runs_per_gpu(job_overrides) if len(gpus) >= self.gpus_per_job else 1
+            ),
         )
         workers = min(len(worker_slots), len(job_overrides))
         log.info(
