@@ -76,7 +76,7 @@ def check_summary(sweep_dir: Path, models: list[str], folds: list[int]) -> None:
         assert (sweep_dir / figure).stat().st_size > 1000
 
 
-def test_sweep_summary_and_resumption(sweep):
+def test_sweep_summary_resumption_and_cross_corpus_scores(sweep, emodb_root):
     result, sweep_dir = sweep("model=adsrnn,asrnn", "fold=0,1")
     check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
     assert "sweep: run 4 of 4" in result.stdout + result.stderr
@@ -85,13 +85,51 @@ def test_sweep_summary_and_resumption(sweep):
     ]  # fmt: skip
     stamps = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/results.json")}
     (sweep_dir / "asrnn-fold0" / "results.json").unlink()
-    result, _ = sweep("model=adsrnn,asrnn", "fold=0,1")
+    # the rerun also scores every run's checkpoint on another corpus (the 7-class Emo-DB:
+    # its 3 extra classes are dropped), without retraining the finished runs
+    cross = "+cross_eval=[emodb_7class]"
+    result, _ = sweep("model=adsrnn,asrnn", "fold=0,1", cross)
     log = result.stdout + result.stderr
     assert log.count("results.json with the same config exists") == 3
     for path, stamp in stamps.items():
         changed = path.stat().st_mtime_ns != stamp
         assert changed == (path.parent.name == "asrnn-fold0")
     check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
+    check_cross_corpus(sweep_dir, ["adsrnn", "asrnn"], [0, 1], emodb_root)
+    cross_stamps = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/cross_eval/*.json")}
+    sweep("model=adsrnn,asrnn", "fold=0,1", cross)
+    assert {p: p.stat().st_mtime_ns for p in cross_stamps} == cross_stamps
+
+
+def check_cross_corpus(
+    sweep_dir: Path, models: list[str], folds: list[int], emodb_root: Path
+) -> None:
+    runs = results_of(sweep_dir)
+    n_files = len(list((emodb_root / "wav").glob("*.wav")))  # every file has one of the 7
+    records = {}
+    for (model, fold), run in runs.items():
+        record = json.loads((sweep_dir / f"{model}-fold{fold}" / "cross_eval" /
+                             "emodb_7class.json").read_text())  # fmt: skip
+        assert record["checkpoint"] == run["best_checkpoint"]
+        assert sum(record["dropped_classes"].values()) == record["dropped"] > 0
+        assert record["n_utterances"] + record["dropped"] == n_files
+        records[model, fold] = record
+    rows = {(r["model"], r["test_corpus"]): r for r in csv.DictReader(
+        (sweep_dir / "cross_corpus.csv").open())}  # fmt: skip
+    for model in models:
+        own = rows[model, "emodb"]
+        assert float(own["uar_mean"]) == pytest.approx(
+            sum(runs[model, f]["test_uar"] for f in folds) / len(folds)
+        )
+        other = rows[model, "emodb_7class"]
+        assert int(other["n_folds"]) == len(folds)
+        assert float(other["uar_mean"]) == pytest.approx(
+            sum(records[model, f]["uar"] for f in folds) / len(folds)
+        )
+    assert (
+        "## Cross-corpus test UAR (%): trained on emodb" in (sweep_dir / "summary.md").read_text()
+    )
+    assert (sweep_dir / "cross_corpus.png").stat().st_size > 1000
 
 
 def test_killed_sweep_completes_on_rerun(sweep):

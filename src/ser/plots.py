@@ -75,6 +75,27 @@ def uar_per_fold_figure(uar: Mapping[str, Mapping[int, float]]) -> Figure:
     return fig
 
 
+def cross_corpus_figure(uar: Mapping[str, Mapping[str, float]], *, train: str) -> Figure:
+    """Heatmap of mean test UAR (%): models (rows) x test corpora (columns)."""
+    models = list(uar)
+    corpora = list(dict.fromkeys(c for row in uar.values() for c in row))
+    values = np.array([[uar[m].get(c, np.nan) * 100 for c in corpora] for m in models])
+    fig = Figure(figsize=(1.4 * len(corpora) + 2.5, 0.6 * len(models) + 1.8))
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(corpora)), corpora)
+    ax.set_yticks(range(len(models)), models)
+    for (i, j), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            color = "black" if value > 60 else "white"
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color=color, fontsize=9)
+    ax.set_xlabel("test corpus")
+    ax.set_title(f"test UAR (%), trained on {train}")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig: Figure) -> bytes:
     """The figure as PNG bytes, for atomic writing."""
     buffer = io.BytesIO()

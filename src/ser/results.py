@@ -84,6 +84,9 @@ class Summary:
     comparisons: list[Comparison] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)  # error.json records
+    #: ``+cross_eval``: model -> target corpus -> fold -> UAR of the fold's best checkpoint
+    #: on every utterance of the target (mean over seeds)
+    cross: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
 
 
 def collect(sweep_dir: str | Path, name: str = "results.json") -> list[dict[str, Any]]:
@@ -140,6 +143,7 @@ def aggregate(
     runs: Sequence[dict[str, Any]],
     *,
     failures: Sequence[dict[str, Any]] = (),
+    cross: Sequence[dict[str, Any]] = (),
     reference: str = "adsrnn",
     expected_folds: Sequence[int] | None = None,
 ) -> Summary:
@@ -148,6 +152,8 @@ def aggregate(
     Args:
         runs: parsed ``results.json`` dicts (:func:`collect`).
         failures: parsed ``error.json`` dicts of failed runs (``collect(dir, "error.json")``).
+        cross: parsed cross-corpus evaluations of the runs' checkpoints (``+cross_eval``,
+            ``collect(dir, "cross_eval/*.json")``); those of other settings are left out.
         reference: the model the others are compared with (when present).
         expected_folds: folds that should exist (default: every fold of the corpus,
             ``range(n_folds)`` from the results).
@@ -215,7 +221,44 @@ def aggregate(
         comparisons,
         settings,
         failures=list(failures),
+        cross=cross_corpus(cross, protocol=settings["protocol_hash"], order=list(models)),
     )
+
+
+def cross_corpus(
+    records: Sequence[dict[str, Any]], *, protocol: str | None, order: Sequence[str]
+) -> dict[str, dict[str, dict[int, float]]]:
+    """``{model: {target corpus: {fold: UAR}}}`` of the cross-corpus evaluations of one
+    protocol (per fold: the mean over seeds)."""
+    values: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for record in records:
+        if record.get("protocol_hash") == protocol:
+            values[record["model"]][record["test_corpus"]][record["fold"]].append(record["uar"])
+    return {
+        model: {
+            corpus: {f: float(np.mean(v)) for f, v in sorted(per_fold.items())}
+            for corpus, per_fold in sorted(values[model].items())
+        }
+        for model in order
+        if model in values
+    }
+
+
+def cross_corpus_rows(summary: Summary) -> list[dict[str, Any]]:
+    """One row per model and test corpus, the sweep's own (its test UAR) first."""
+    rows = []
+    train = summary.settings.get("corpus")
+    for model, targets in summary.cross.items():
+        own = summary.models[model]
+        for corpus, uar in [(train, own.uar), *targets.items()]:
+            mean, std = own.mean_std(uar)
+            rows.append(
+                {"model": model, "train_corpus": train, "test_corpus": corpus,
+                 "n_folds": len(uar), "uar_mean": mean, "uar_std": std}
+            )  # fmt: skip
+    return rows
 
 
 def _nanmean(values: list[float | None]) -> float:
@@ -299,6 +342,7 @@ def summary_markdown(summary: Summary) -> str:
                 f"| {c.model} - {c.reference} | {len(c.folds)} | {_pct(c.mean_difference)} | "
                 f"{_p(c.wilcoxon_p)} | {_p(c.ttest_p)} |"
             )
+    lines += cross_corpus_markdown(summary)
     lines += failures_markdown(summary.failures)
     lines += ["", f"protocol hash: {summary.settings.get('protocol_hash')}"]
     lines += [f"command of the newest run: `{summary.settings.get('command')}`"]
@@ -309,6 +353,39 @@ def summary_markdown(summary: Summary) -> str:
         ]
     lines.append("")
     return "\n".join(lines)
+
+
+def cross_corpus_markdown(summary: Summary) -> list[str]:
+    """The cross-corpus section: models x test corpora, UAR mean +- std over folds."""
+    if not summary.cross:
+        return []
+    train = summary.settings.get("corpus")
+    rows = cross_corpus_rows(summary)
+    corpora = list(dict.fromkeys(r["test_corpus"] for r in rows))
+    lines = [
+        "",
+        f"## Cross-corpus test UAR (%): trained on {train}",
+        "",
+        f"Each fold's best checkpoint on every utterance of the other corpora ({train}: its "
+        "own test speakers); mean +- std over folds (n).",
+        "",
+        "| model | " + " | ".join(corpora) + " |",
+        "|---|" + "---|" * len(corpora),
+    ]
+    for model in summary.cross:
+        cells = {r["test_corpus"]: r for r in rows if r["model"] == model}
+        lines.append(
+            f"| {model} | "
+            + " | ".join(
+                f"{_pct(cells[c]['uar_mean'])} +- {_pct(cells[c]['uar_std'])} "
+                f"({cells[c]['n_folds']})"
+                if c in cells
+                else "-"
+                for c in corpora
+            )
+            + " |"
+        )
+    return lines
 
 
 def failure_line(failure: dict[str, Any]) -> str:
@@ -330,7 +407,12 @@ def failures_markdown(failures: Sequence[dict[str, Any]]) -> list[str]:
 
 def write_summary(summary: Summary, sweep_dir: str | Path) -> list[Path]:
     """Write the tables and figures into ``sweep_dir``; returns the written paths."""
-    from ser.plots import confusion_figure, save_figure, uar_per_fold_figure
+    from ser.plots import (
+        confusion_figure,
+        cross_corpus_figure,
+        save_figure,
+        uar_per_fold_figure,
+    )
 
     sweep_dir = Path(sweep_dir)
     per_fold = [
@@ -354,7 +436,17 @@ def write_summary(summary: Summary, sweep_dir: str | Path) -> list[Path]:
     )
     uar = {m: s.uar for m, s in summary.models.items()}
     write_bytes_atomic(sweep_dir / "uar_per_fold.png", save_figure(uar_per_fold_figure(uar)))
-    return [sweep_dir / name for name in [*paths, "confusion.png", "uar_per_fold.png"]]
+    written = [sweep_dir / name for name in [*paths, "confusion.png", "uar_per_fold.png"]]
+    if summary.cross:
+        rows = cross_corpus_rows(summary)
+        write_text_atomic(sweep_dir / "cross_corpus.csv", csv_text(rows))
+        table = {m: {} for m in summary.cross}
+        for row in rows:
+            table[row["model"]][row["test_corpus"]] = row["uar_mean"]
+        figure = cross_corpus_figure(table, train=summary.settings.get("corpus"))
+        write_bytes_atomic(sweep_dir / "cross_corpus.png", save_figure(figure))
+        written += [sweep_dir / "cross_corpus.csv", sweep_dir / "cross_corpus.png"]
+    return written
 
 
 def aggregate_cli(argv: Sequence[str]) -> int:
@@ -371,7 +463,10 @@ def aggregate_cli(argv: Sequence[str]) -> int:
         return 2
     try:
         summary = aggregate(
-            runs, failures=collect(args.sweep_dir, "error.json"), reference=args.reference
+            runs,
+            failures=collect(args.sweep_dir, "error.json"),
+            cross=collect(args.sweep_dir, "cross_eval/*.json"),
+            reference=args.reference,
         )
     except (ValueError, KeyError) as err:
         print(f"error: {args.sweep_dir}: cannot aggregate ({err!r})", file=sys.stderr)

@@ -233,7 +233,8 @@ class AggregateSweep(Callback):
             return
         runs, failures, _ = latest_protocol(collect(sweep_dir), collect(sweep_dir, "error.json"))
         if runs:
-            summary = aggregate(runs, failures=failures)
+            cross = collect(sweep_dir, "cross_eval/*.json")
+            summary = aggregate(runs, failures=failures, cross=cross)
             paths = write_summary(summary, sweep_dir)
             print(summary_markdown(summary))
             log.info("sweep summary: %s", ", ".join(str(p) for p in paths))

@@ -376,6 +376,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         done = finished_results(cfg)
         if done is not None:
             log.info("skipping %s: results.json with the same config exists", cfg.paths.output_dir)
+            cross_evaluate(cfg, done)
             return done
         ckpt_path = resumed_from = interrupted_checkpoint(cfg)
         if ckpt_path is None:
@@ -455,8 +456,62 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
             write_text_atomic(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
             write_json_atomic(output_dir / "results.json", results)
             print_summary(results)
+            cross_evaluate(cfg, results)
     _finish_loggers()
     return results
+
+
+def cross_evaluate(cfg: DictConfig, results: dict[str, Any]) -> None:
+    """``+cross_eval=[emovo,ravdess]``: score the run's best checkpoint on every utterance of
+    each of those corpora (``data=<name>``, as ``python -m ser.evaluate`` does: the
+    checkpoint's normalisation, target classes it does not know dropped).
+
+    Each result goes to ``<run dir>/cross_eval/<name>.json`` beside ``results.json``; one
+    that exists is not computed again, so a resumed sweep skips it too.
+    """
+    from ser.evaluate import evaluate
+    from ser.inference import Predictor
+
+    names = list(cfg.get("cross_eval") or [])
+    if not names or results.get("test_uar") is None:
+        return
+    folder = Path(cfg.paths.output_dir) / "cross_eval"
+    predictor = None
+    for name in names:
+        path = folder / f"{name}.json"
+        if path.is_file():
+            continue
+        predictor = predictor or Predictor.from_checkpoint(results["best_checkpoint"])
+        corpus = hydra.utils.instantiate(data_config(name, root_dir=cfg.paths.root_dir))
+        record = evaluate(
+            predictor,
+            corpus,
+            drop_unknown=True,
+            cache_dir=cfg.paths.cache_dir,
+            progress=bool(cfg.datamodule.get("progress", True)),
+        )
+        keys = ("model", "fold", "seed", "protocol_hash", "config_hash")
+        record |= {k: results[k] for k in keys} | {
+            "train_corpus": results["corpus"],
+            "test_corpus": name,
+        }
+        write_json_atomic(path, record)
+        log.info("cross-corpus: %s fold %s on %s: UAR %.4f", results["model"],
+                 results["fold"], name, record["uar"])  # fmt: skip
+
+
+def data_config(name: str, *, root_dir: str) -> DictConfig:
+    """The ``data`` node of ``data=<name>`` as train.py composes it (``conf/data/``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ser.config import CONFIG_DIR
+
+    overrides = [f"data={name}", f"paths.root_dir={root_dir}"]
+    if GlobalHydra.instance().is_initialized():
+        return compose("config", overrides=overrides).data
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        return compose("config", overrides=overrides).data
 
 
 def search_trial(cfg: DictConfig) -> dict[str, Any]:
