@@ -1,13 +1,15 @@
 """The Hydra config tree: every model x data x hardware(cpu) composes and instantiates."""
 
+import inspect
 from pathlib import Path
 
 import hydra
 import lightning as L
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from ser.config import ConfigError, check_choices, cpu_supports_bf16
+from ser.config import CONFIG_DIR, ConfigError, check_choices, cpu_supports_bf16
 from ser.data.corpora import IEMOCAP, EmoDB, Manifest
 from ser.models import NETWORKS
 from ser.module import SERModule
@@ -46,6 +48,71 @@ def test_every_model_and_corpus_composes_and_instantiates(
     assert isinstance(trainer, L.Trainer)
     assert type(trainer.accelerator).__name__ == "CPUAccelerator"
     assert trainer.checkpoint_callback.monitor == "val/uar"
+
+
+def _constructor_defaults(cls: type) -> dict:
+    """``cls``'s keyword defaults (but ``num_classes``), tuples as lists (as YAML has them)."""
+
+    def as_lists(value):
+        return [as_lists(v) for v in value] if isinstance(value, tuple | list) else value
+
+    return {
+        k: as_lists(p.default)
+        for k, p in inspect.signature(cls.__init__).parameters.items()
+        if k not in ("self", "num_classes")
+    }
+
+
+@pytest.mark.parametrize("variant", ["width=full", "width=small", "debug=fast"])
+@pytest.mark.parametrize("model", sorted(NETWORKS))
+def test_composed_model_config_is_what_the_network_gets(compose_config, model, variant):
+    """conf/model/<model>.yaml (on conf/model/_base/module.yaml, with the width files)
+    composes and instantiates; the network gets exactly the composed ``model.net`` values,
+    one for every constructor argument, with n_mels and frames from features and datamodule.
+    At width=full they are the constructor's defaults (what bench/throughput.py times as
+    ``<model>``); width=small is conf/width_model/small_<model>.yaml on top of them (what it
+    times as ``<model>@small``)."""
+    cls = NETWORKS[model]
+    cfg = compose_config([f"model={model}", variant])
+    assert cfg.model.name == model
+    assert cfg.model.net._target_ == f"ser.models.{cls.__name__}"
+    assert cfg.model.net._partial_ is True and cfg.model.net._convert_ == "all"
+    net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
+    yaml = {k: v for k, v in net_cfg.items() if not k.startswith("_")}
+    defaults = _constructor_defaults(cls)
+    assert set(yaml) == set(defaults), "model.net must list every constructor argument"
+    assert (yaml["n_mels"], yaml["frames"]) == (
+        cfg.features.n_mels,
+        cfg.datamodule.segment_frames,
+    )
+    if variant == "width=full":
+        assert yaml == defaults
+    elif variant == "width=small":
+        small = OmegaConf.load(CONFIG_DIR / "width_model" / f"small_{model}.yaml")
+        assert yaml == {**defaults, **OmegaConf.to_container(small)}
+    module = hydra.utils.instantiate(cfg.model, class_names=["a", "b", "c", "d"])
+    assert isinstance(module, SERModule) and type(module.net) is cls
+    assert module.net_spec == {"target": f"{cls.__module__}.{cls.__qualname__}", "kwargs": yaml}
+    net = module.net.eval()
+    assert (net.in_channels, net.frames, net.n_mels) == (3, 300, 40)
+    with torch.no_grad():
+        log_p = net(torch.randn(2, net.in_channels, net.frames, net.n_mels))
+    assert log_p.shape == (2, 4)
+
+
+@pytest.mark.parametrize("model", sorted(NETWORKS))
+def test_network_input_shape_follows_features_and_datamodule(compose_config, model):
+    """model.net.n_mels and frames are ${features.n_mels} and ${datamodule.segment_frames}:
+    other features or segments change the network with them (ADSRNN's windows *
+    window_frames must stay equal to the frames)."""
+    overrides = ["features.n_mels=64", "datamodule.segment_frames=200"]
+    if model == "adsrnn":
+        overrides.append("model.net.window_frames=20")
+    cfg = compose_config([f"model={model}", "debug=fast", *overrides])
+    net = hydra.utils.instantiate(cfg.model, class_names=["a", "b"]).net.eval()
+    assert (net.frames, net.n_mels) == (200, 64)
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 200, 64)).shape == (2, 2)
 
 
 @pytest.mark.parametrize("model", sorted(NETWORKS))

@@ -217,7 +217,8 @@ class LocalParallelLauncher(Launcher):
         configs = {}
         for overrides in job_overrides:
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-            configs.setdefault(OmegaConf.to_yaml(cfg.model) + str(cfg.datamodule.batch_size), cfg)
+            key = OmegaConf.to_yaml(cfg.model, resolve=True) + str(cfg.datamodule.batch_size)
+            configs.setdefault(key, cfg)
         peak = max(training_step_peak_bytes(cfg) for cfg in configs.values())
         total = torch.cuda.get_device_properties(0).total_memory
         runs = runs_per_gpu(peak_bytes=peak, gpu_bytes=total * self.gpus_per_job)
