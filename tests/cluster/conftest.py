@@ -62,4 +62,8 @@ def run_env(
         "SER_EMODB_ROOT": str(emodb_root),
         "SER_CACHE_DIR": str(emodb_cache_dir),
         "PYTHONUNBUFFERED": "1",
+        # slurm_helpers' callbacks, in the jobs too
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+        ),
     }

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+
+import lightning as L
 
 #: launcher settings for this machine's one CPU node
 LAUNCHER = [
@@ -23,3 +26,18 @@ def slurm(*args: str, env: dict[str, str]) -> str:
 
 def python(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+class SlowEpochs(L.Callback):
+    """Makes every epoch last at least ``seconds``: a run whose length does not depend on
+    how fast this machine trains (so that it reliably outlasts a SLURM time limit)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        time.sleep(max(0.0, self.seconds - (time.monotonic() - self.started)))
