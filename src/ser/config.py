@@ -166,7 +166,11 @@ def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
     valid options.
 
     Example:
-        >>> check_choices(["model=adsrnn", "fold=3"])
+        >>> check_choices(["model=adsrnn", "fold=3", "augment=[specaugment,mixup]"])
+        >>> check_choices(["augment=[specaugment,blur]"])
+        Traceback (most recent call last):
+        ...
+        ser.errors.ConfigError: unknown augment 'blur': valid options are mixup, noise, ...
         >>> check_choices(["model=lstm"])
         Traceback (most recent call last):
         ...
@@ -194,11 +198,12 @@ def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
         folders = [d / group for d in config_dirs if (d / group).is_dir()]
         if override.is_delete() or "." in group or "/" in group or not folders:
             continue
-        values = (
-            [str(v) for v in override.sweep_iterator()]
-            if override.is_sweep_override()
-            else [override.get_value_element_as_str()]
-        )
+        if override.is_sweep_override():
+            values = [str(v) for v in override.sweep_iterator()]
+        elif isinstance(override.value(), list):  # several options at once: augment=[a,b]
+            values = [str(v) for v in override.value()]
+        else:
+            values = [override.get_value_element_as_str()]
         valid = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
         unknown = [v for v in values if v not in valid and v.lower() not in ("null", "none")]
         if unknown:
