@@ -33,9 +33,9 @@ class EpochLines(ProgressBar):
 
     ::
 
-        estimated duration: about 6h57m for 2990 more steps at 8.37 s/step on cpu, ...
-        epoch 3 | step 120/3000 | loss 1.2345 | val/uar 0.6120 (best 0.6400) | 3.6 seg/s
-            | 5m02s, about 2h01m left     (one line)
+        estimated duration: about 0m09s for 18 more steps at 0.55 s/step on cpu, ...
+        epoch 0 | step 8/24 | loss 1.3525 | val/uar 0.3939 (best 0.3939) | 46.7 seg/s
+            | 0m05s, about 0m10s left     (one line)
 
     Args:
         stream: where the lines go (standard output by default).
