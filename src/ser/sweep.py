@@ -37,7 +37,7 @@ from ser.results import (
     summary_markdown,
     write_summary,
 )
-from ser.task import check_sweep_options
+from ser.task import check_sweep_options, require_untested_search
 from ser.text import duration
 
 log = logging.getLogger(__name__)
@@ -150,11 +150,7 @@ def plan_search(config: DictConfig) -> SweepPlan:
             "(val/uar_mean). Choosing hyper-parameters by a test metric fits them to the test "
             "speakers, and the test UAR reported afterwards would be optimistic"
         )
-    if config.get("test"):
-        raise ConfigError(
-            "test=true in a hyper-parameter search would score every trial on the test "
-            "speakers; a search runs with test=false (the hparams_search presets set it)"
-        )
+    require_untested_search(config)
     params = OmegaConf.to_container(config.hydra.sweeper.params, resolve=True) or {}
     parser = OverridesParser.create()
     for key, value in params.items():

@@ -514,6 +514,15 @@ def data_config(name: str, *, root_dir: str) -> DictConfig:
         return compose("config", overrides=overrides).data
 
 
+def require_untested_search(cfg: DictConfig) -> None:
+    """A search never tests: ``test=true`` would score every trial on the test speakers."""
+    if cfg.get("test"):
+        raise ConfigError(
+            "test=true in a hyper-parameter search would score every trial on the test "
+            "speakers; a search runs with test=false (the hparams_search presets set it)"
+        )
+
+
 def search_trial(cfg: DictConfig) -> dict[str, Any]:
     """One trial of a hyper-parameter search (``hparams_search=...``): the trial's settings
     trained on every fold of ``cfg.search.folds`` and validated, never tested.
@@ -523,11 +532,7 @@ def search_trial(cfg: DictConfig) -> dict[str, Any]:
     objective, ``val_uar_mean``, is the mean over the folds of the best validation UAR. The
     trial's ``results.json`` records it per fold, with ``test_uar: null``.
     """
-    if cfg.get("test"):
-        raise ConfigError(
-            "test=true in a hyper-parameter search would score every trial on the test "
-            "speakers; a search runs with test=false (the hparams_search presets set it)"
-        )
+    require_untested_search(cfg)
     started = time.perf_counter()
     trial_dir = Path(cfg.paths.output_dir)
     n_folds = len(hydra.utils.instantiate(cfg.data).folds())
