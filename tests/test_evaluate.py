@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra_compose import compose_tool
 from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 from strict_json import read_strict_json
 
@@ -19,7 +20,7 @@ from ser.data.corpora import EMOVO, EmoDB
 from ser.data.normalization import Normalizer
 from ser.data.segments import FirstLast
 from ser.errors import AudioError, ConfigError, CorpusError
-from ser.evaluate import evaluate, summary
+from ser.evaluate import command, evaluate, summary
 from ser.inference import Predictor
 from ser.io import write_json_atomic
 from ser.task import train
@@ -302,14 +303,22 @@ def test_command_line(trained, emovo_root, emovo_cache, emovo_result, tmp_path):
     ]
     assert f"UAR {written['uar']:.4f}" in result.stdout and "norm=checkpoint" in result.stdout
     assert f"wrote {out}" in result.stdout
-    bad = run_evaluate(f"ckpt={checkpoint}", "data=emovo", "norm=bogus", cwd=tmp_path)
-    assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines() == [
-        "error: norm='bogus': choose checkpoint (the training statistics stored in the "
-        "checkpoint) or target (statistics of the scored target utterances)"
-    ]
-    missing = run_evaluate("data=emovo", cwd=tmp_path)
-    assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines()[-1] == (
-        "error: missing required option ckpt: set it on the command line (ckpt=...)"
-    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["ckpt=best.ckpt", "norm=bogus"],
+            "error: norm='bogus': choose checkpoint (the training statistics stored in the "
+            "checkpoint) or target (statistics of the scored target utterances)",
+        ),
+        ([], "error: missing required option ckpt: set it on the command line (ckpt=...)"),
+    ],
+)
+def test_command_errors_are_one_line(overrides, message, capsys):
+    cfg = compose_tool("evaluate", ["data=emovo", *overrides])
+    with pytest.raises(SystemExit) as exit_:
+        command(cfg)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [message]

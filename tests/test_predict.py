@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from hydra_compose import compose_tool
 from strict_json import read_strict_json
+
+from ser.predict import predict
 
 
 def run_predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -16,7 +20,7 @@ def run_predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_path):
+def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_path, capsys):
     results, checkpoint = trained
     folder, names = audio_dir
     out = tmp_path / "predictions.json"
@@ -31,11 +35,9 @@ def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_pa
     expected = {p["id"]: p["pred"] for p in results["predictions"]}
     assert all(entries[n]["label"] == expected[n] for n in names)
     assert len(entries["03a01Fa"]["segment_probs"]) == entries["03a01Fa"]["segments"] == 1
-    csv_out = tmp_path / "predictions.csv"
-    result = run_predict(
-        f"ckpt={checkpoint}", f"audio={folder}", f"out={csv_out}", "per_segment=true", cwd=tmp_path
-    )
-    assert result.returncode == 0
+    csv_out = tmp_path / "predictions.csv"  # the same command, in-process
+    predict(compose_tool("predict", [f"ckpt={checkpoint}", f"audio={folder}", f"out={csv_out}",
+                                     "per_segment=true", "progress=false"]))  # fmt: skip
     header = csv_out.read_text().splitlines()[0].split(",")
     assert header == [
         "path",
@@ -52,6 +54,7 @@ def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_pa
     csv_rows = {Path(r["path"]).stem: r for r in csv.DictReader(csv_out.open())}
     assert csv_rows["nan"]["pred"] == csv_rows["nan"]["prob_ang"] == csv_rows["nan"]["duration_s"]
     assert csv_rows["nan"]["pred"] == "" and "non-finite" in csv_rows["nan"]["error"]
-    missing = run_predict(f"ckpt={tmp_path / 'nope.ckpt'}", f"audio={folder}", cwd=tmp_path)
-    assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines()[-1].startswith("error: checkpoint")
+    with pytest.raises(SystemExit) as exit_:
+        predict(compose_tool("predict", [f"ckpt={tmp_path / 'nope.ckpt'}", f"audio={folder}"]))
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: checkpoint")

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+from hydra_compose import compose_tool
+
+from ser.config import exit_on_user_error
+from ser.sweep import plan_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["model=asrnn", "debug=fast", "print_config=false", "hydra.sweeper.n_trials=1"]
@@ -92,17 +96,30 @@ def test_the_study_is_resumed_and_the_best_settings_test_every_fold(emodb_root, 
         assert float(given.split("=")[1]) == pytest.approx(value)
 
 
+def test_a_search_selecting_on_a_test_metric_is_refused_before_its_first_trial(
+    emodb_root, tmp_path
+):
+    result = run(
+        "train.py", "-m", "hparams_search=optuna", *FAST, "optimized_metric=test/uar",
+        root=tmp_path, emodb=emodb_root,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "a search must select on validation only" in lines[0]
+    assert not (tmp_path / "searches").exists()
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optimized_metric=test/uar", "a search must select on validation only"),
         ("test=true", "would score every trial on the test speakers"),
         ("hparams_search=inverted", "model.optimizer.lr=interval(0.01, 0.001): the range is"),
     ],
 )
 def test_a_search_that_would_see_the_test_speakers_or_has_no_range_is_refused(
-    override, message, emodb_root, tmp_path
+    override, message, tmp_path, capsys
 ):
+    """The check the sweep runs before its first trial (ser.sweep.SweepProgress)."""
     # a user's search preset with an inverted range (keys with dots: set in a file)
     presets = tmp_path / "conf" / "hparams_search"
     presets.mkdir(parents=True)
@@ -110,11 +127,14 @@ def test_a_search_that_would_see_the_test_speakers_or_has_no_range_is_refused(
         "# @package _global_\ndefaults:\n  - optuna\n"
         "hydra:\n  sweeper:\n    params:\n      model.optimizer.lr: interval(0.01, 0.001)\n"
     )
-    result = run(
-        "train.py", "-m", "hparams_search=optuna", *FAST, override,
-        f"hydra.searchpath=[file://{tmp_path / 'conf'}]", root=tmp_path, emodb=emodb_root,
-    )  # fmt: skip
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    overrides = ["hparams_search=optuna", *FAST, override]
+    cfg = compose_tool(
+        "config",
+        [*overrides, f"hydra.searchpath=[file://{tmp_path / 'conf'}]"],
+        return_hydra_config=True,
+    )
+    with pytest.raises(SystemExit) as exit_:
+        exit_on_user_error(plan_sweep)(cfg, "config")
+    assert exit_.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0]
-    assert not (tmp_path / "searches").exists()

@@ -133,17 +133,17 @@ def check_cross_corpus(
 
 
 def test_killed_sweep_completes_on_rerun(sweep):
-    process, sweep_dir = sweep("model=adsrnn,asrnn", "fold=0,1", wait=False)
+    process, sweep_dir = sweep("model=asrnn", "fold=0,1", wait=False)
     deadline = time.monotonic() + 300
-    while not (sweep_dir / "adsrnn-fold1").is_dir():  # run 2 of 4 has started
+    while not (sweep_dir / "asrnn-fold1").is_dir():  # run 2 of 2 has started
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (sweep_dir / "summary.csv").exists()
-    assert len(results_of(sweep_dir)) < 4
-    sweep("model=adsrnn,asrnn", "fold=0,1")
-    check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
+    assert len(results_of(sweep_dir)) < 2
+    sweep("model=asrnn", "fold=0,1")
+    check_summary(sweep_dir, ["asrnn"], [0, 1])
 
 
 def test_train_multirun_gives_the_same_artifacts_and_a_wandb_summary(
@@ -196,18 +196,6 @@ def test_submitit_local_launcher_runs_a_one_by_two_sweep(sweep):
     assert list((sweep_dir / ".submitit").iterdir())
 
 
-def test_parallel_launcher_shares_the_cores(sweep):
-    result, sweep_dir = sweep(
-        "model=asrnn", "fold=0,1", "hydra/launcher=ser_local", "hydra.launcher.n_jobs=2"
-    )
-    check_summary(sweep_dir, ["asrnn"], [0, 1])
-    log = result.stdout + result.stderr
-    assert "ser_local: 2 of 2 jobs done" in log
-    assert "sweep: run" not in log  # workers' copies of the progress callback stay silent
-    threads = {r["environment"]["torch_threads"] for r in results_of(sweep_dir).values()}
-    assert threads == {max(1, (os.cpu_count() or 1) // 2)}
-
-
 def test_parallel_launcher_refuses_more_gpus_per_job_than_visible(tmp_path, emodb_root):
     command = [
         sys.executable, str(REPO / "sweep.py"), "debug=fast", "model=asrnn", "fold=0,1",
@@ -226,8 +214,8 @@ def test_parallel_launcher_refuses_more_gpus_per_job_than_visible(tmp_path, emod
 
 
 def test_the_fold_list_follows_the_corpus(sweep, emodb_root, tmp_path, manifest_builder):
-    speakers = ("03", "08", "09", "10", "11", "12")
-    manifest = manifest_builder(emodb_root, tmp_path / "corpus6", speakers=speakers, per_class=1)
+    speakers = ("03", "08", "09", "10")
+    manifest = manifest_builder(emodb_root, tmp_path / "corpus4", speakers=speakers, per_class=1)
     result, sweep_dir = sweep(
         "data=manifest", f"data.manifest={manifest}", "model=asrnn", data="manifest"
     )
@@ -294,6 +282,7 @@ def test_an_invalid_fold_is_refused_before_anything_runs(
 
 @pytest.mark.parametrize("launcher", ["basic", "ser_local"])
 def test_a_failing_run_does_not_stop_the_sweep_and_a_rerun_retries_it(sweep, tmp_path, launcher):
+    """With ser_local also: two jobs in parallel share the cores."""
     args = ["model=asrnn", "fold=0,1", f"hydra/launcher={launcher}"]
     if launcher == "ser_local":
         args.append("hydra.launcher.n_jobs=2")
@@ -315,8 +304,12 @@ def test_a_failing_run_does_not_stop_the_sweep_and_a_rerun_retries_it(sweep, tmp
     summary = (sweep_dir / "summary.md").read_text()
     assert "## Failed runs (1)" in summary and "| asrnn-fold0 | FileExistsError: " in summary
     assert "1 run(s) failed" in log and "asrnn-fold0: FileExistsError" in log
-    if launcher == "ser_local":
+    if launcher == "ser_local":  # the two jobs ran side by side, sharing the cores
         assert f"failed, see {failing / 'error.json'}" in log
+        assert "ser_local: 2 of 2 jobs done" in log
+        assert "sweep: run" not in log  # workers' copies of the progress callback stay silent
+        threads = results_of(sweep_dir)["asrnn", 1]["environment"]["torch_threads"]
+        assert threads == max(1, (os.cpu_count() or 1) // 2)
 
     done = (sweep_dir / "asrnn-fold1" / "results.json").stat().st_mtime_ns
     (failing / "checkpoints").unlink()  # the cause is fixed: the same command retries

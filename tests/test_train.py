@@ -16,6 +16,7 @@ import torch
 from strict_json import read_strict_json
 from wandb_records import wait_for_run_record
 
+from ser.config import check_choices_or_exit
 from ser.data.corpora import EmoDB
 from ser.models import NETWORKS
 from ser.module import NonFiniteLossError
@@ -132,13 +133,25 @@ def test_wandb_offline_run_is_named_and_grouped(compose_config, tmp_path, monkey
     assert {"emodb", "test-11", "fold-4"} <= set(records["tags"])
 
 
+def test_user_errors_from_the_command_line_are_one_line_and_exit_2(tmp_path, emodb_root):
+    # the real entry point: a bad choice (checked before Hydra starts) and an option left
+    # unset (found while Hydra composes the run); the other errors: in-process, below
+    for args, message in [
+        (["model=lstm"], "unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, asrnn"),
+        (["data=iemocap"], "missing required option data.root"),
+    ]:
+        result = run_cli(["debug=fast", *args], tmp_path, SER_EMODB_ROOT=str(emodb_root))
+        assert result.returncode == 2, result.stderr[-3000:]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
+    assert not list(tmp_path.rglob("results.json"))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["model=lstm"], "unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, asrnn"),
         (["data=timit"], "unknown data 'timit': valid options are crema_d, crema_d_all, emodb"),
         (["fold=10"], "fold=10 is out of range for emodb: valid folds are 0..9 (0: test 03"),
-        (["data=iemocap"], "missing required option data.root"),
         (["data=iemocap", "data.root=/nonexistent"], "/nonexistent is not an IEMOCAP_full_release"),
         (["hardware=gpu"], "needs a GPU but none is visible"),
         (["data.classes=[ang]"], "data.classes=['ang']: a classifier needs at least two classes"),
@@ -150,25 +163,32 @@ def test_wandb_offline_run_is_named_and_grouped(compose_config, tmp_path, monkey
         ),
     ],
 )
-def test_user_errors_are_one_line_and_exit_2(tmp_path, emodb_root, args, message):
-    result = run_cli(["debug=fast", *args], tmp_path, SER_EMODB_ROOT=str(emodb_root))
-    assert result.returncode == 2, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
+def test_user_errors_are_one_line_and_exit_2(compose_config, tmp_path, capsys, args, message):
+    """What train.py does with its arguments: check the choices, compose, train."""
+    overrides = ["debug=fast", *args]
+    with pytest.raises(SystemExit) as exit_:
+        check_choices_or_exit(overrides)
+        train(compose_config(overrides))
+    assert exit_.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], errors
     assert not list(tmp_path.rglob("results.json"))
 
 
-def test_manifest_errors(tmp_path, emodb_manifest):
+def test_manifest_errors(compose_config, tmp_path, emodb_manifest, capsys):
+    def error_of(manifest: Path) -> str:
+        with pytest.raises(SystemExit) as exit_:
+            train(compose_config(["debug=fast", "data=manifest", f"data.manifest={manifest}"]))
+        assert exit_.value.code == 2
+        return capsys.readouterr().err
+
     broken = tmp_path / "broken.csv"
     broken.write_text("file,emotion,speaker\na.wav,ang,s1\n")
-    result = run_cli(["data=manifest", f"data.manifest={broken}"], tmp_path)
-    assert result.returncode == 2
-    assert f"{broken} lacks column(s) ['path', 'label']" in result.stderr
+    assert f"{broken} lacks column(s) ['path', 'label']" in error_of(broken)
     missing = emodb_manifest.parent / "missing.csv"
     missing.write_text(emodb_manifest.read_text() + "audio/nowhere.wav,ang,03,\n")
-    result = run_cli(["data=manifest", f"data.manifest={missing}"], tmp_path)
-    assert result.returncode == 2
-    assert "1 audio file(s) do not exist" in result.stderr and "nowhere.wav" in result.stderr
+    message = error_of(missing)
+    assert "1 audio file(s) do not exist" in message and "nowhere.wav" in message
 
 
 def test_config_hash_ignores_logging_but_not_training_choices(compose_config):
@@ -251,12 +271,13 @@ def write_nan_audio(path: Path) -> None:
     sf.write(path, wave, rate, subtype="FLOAT")
 
 
-def test_nan_audio_fails_the_run_naming_the_file(tmp_path, emodb_manifest):
+def test_nan_audio_fails_the_run_naming_the_file(compose_config, tmp_path, emodb_manifest, capsys):
     bad = sorted((emodb_manifest.parent / "audio").glob("09*.wav"))[0]  # a training file
     write_nan_audio(bad)
-    result = run_cli(["data=manifest", f"data.manifest={emodb_manifest}", "debug=fast"], tmp_path)
-    assert result.returncode == 2, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    with pytest.raises(SystemExit) as exit_:
+        train(compose_config(["data=manifest", f"data.manifest={emodb_manifest}", "debug=fast"]))
+    assert exit_.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(bad) in errors[0] and "100 non-finite sample(s)" in errors[0]
     assert "datamodule.skip_bad_audio=true" in errors[0]
     assert not list(tmp_path.rglob("results.json"))
