@@ -9,18 +9,7 @@ See README "Reproduce the comparison" and conf/sweep.yaml.
 
 import sys
 
-import hydra
-from omegaconf import DictConfig
-
-from ser.config import CONFIG_DIR, check_choices_or_exit
-from ser.task import train
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="sweep")
-def main(cfg: DictConfig) -> float | None:
-    results = train(cfg)
-    return results.get(cfg.optimized_metric.replace("/", "_"))
-
+from ser.cli import main
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "aggregate":
@@ -31,5 +20,4 @@ if __name__ == "__main__":
         from ser.results import best_cli
 
         sys.exit(best_cli(sys.argv[2:]))
-    check_choices_or_exit(sys.argv[1:])
-    main()
+    main("sweep")

@@ -39,9 +39,8 @@ def test_every_model_and_corpus_composes_and_instantiates(
     assert isinstance(module, SERModule)
     assert isinstance(module.net, NETWORKS[model])
     assert module.name == model
-    assert (
-        module.net_spec["target"] == f"{NETWORKS[model].__module__}.{NETWORKS[model].__qualname__}"
-    )
+    cls = NETWORKS[model]
+    assert module.hparams["net"]["_target_"] == f"{cls.__module__}.{cls.__qualname__}"
     callbacks = instantiate_dict(cfg.callbacks)
     loggers = instantiate_dict(cfg.logger)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
@@ -92,7 +91,8 @@ def test_composed_model_config_is_what_the_network_gets(compose_config, model, v
         assert yaml == {**defaults, **OmegaConf.to_container(small)}
     module = hydra.utils.instantiate(cfg.model, class_names=["a", "b", "c", "d"])
     assert isinstance(module, SERModule) and type(module.net) is cls
-    assert module.net_spec == {"target": f"{cls.__module__}.{cls.__qualname__}", "kwargs": yaml}
+    target = f"{cls.__module__}.{cls.__qualname__}"
+    assert module.hparams["net"] == {"_target_": target, "_partial_": True, **yaml}
     net = module.net.eval()
     assert (net.in_channels, net.frames, net.n_mels) == (3, 300, 40)
     with torch.no_grad():

@@ -73,7 +73,7 @@ def test_original_preprocessing_travels_to_inference(compose_config, audio_dir, 
     )  # fmt: skip
     results = train(cfg)
     checkpoint = Path(results["best_checkpoint"])
-    meta = torch.load(checkpoint, map_location="cpu", weights_only=False)["ser"]
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=False)["SERDataModule"]
     assert meta["padding"] == "zeros" and meta["features"]["peak_normalize"] is True
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     assert predictor.padding == "zeros" and predictor.features.peak_normalize

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ser.errors import ConfigError
 from ser.losses import CenterLoss, soft_nll_loss
 from ser.models import ADRNN, ASRNN
-from ser.module import SERModule, net_spec
+from ser.module import SERModule
 
 CLASSES = ["ang", "sad", "hap", "neu"]
 SMALL_ASRNN = {"conv_channels": [4, 4, 4], "linear_dim": 8, "window_hidden": 4,
@@ -69,11 +69,6 @@ def test_center_loss_uses_the_embedding_and_its_own_learning_rate(batch):
     groups = m.configure_optimizers()["optimizer"].param_groups
     assert [g["lr"] for g in groups] == [1e-3, 0.25]
     assert groups[1]["params"] == [m.center_loss.centers]
-
-
-def test_net_spec_rebuilds_the_network():
-    spec = net_spec(functools.partial(ASRNN, **SMALL_ASRNN))
-    assert spec == {"target": "ser.models.asrnn.ASRNN", "kwargs": SMALL_ASRNN}
 
 
 def test_unknown_combination_rule_is_rejected():

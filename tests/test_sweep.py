@@ -79,6 +79,8 @@ def check_summary(sweep_dir: Path, models: list[str], folds: list[int]) -> None:
 def test_sweep_summary_resumption_and_cross_corpus_scores(sweep, emodb_root):
     result, sweep_dir = sweep("model=adsrnn,asrnn", "fold=0,1")
     check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
+    assert (sweep_dir / "asrnn-fold1" / "sweep.log").stat().st_size > 0
+    assert results_of(sweep_dir)["asrnn", 1]["command"].startswith("python sweep.py ")
     assert "sweep: run 4 of 4" in result.stdout + result.stderr
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [
         "adsrnn-fold0", "adsrnn-fold1", "asrnn-fold0", "asrnn-fold1",
@@ -165,6 +167,8 @@ def test_train_multirun_gives_the_same_artifacts_and_a_wandb_summary(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sweep: 2 runs (1 model x 2 folds x 1 seed)" in result.stdout + result.stderr
     check_summary(sweep_dir, ["asrnn"], [0, 1])
+    assert (sweep_dir / "asrnn-fold0" / "train.log").stat().st_size > 0
+    assert results_of(sweep_dir)["asrnn", 0]["command"].startswith("python train.py ")
     (summary_run,) = (sweep_dir / "wandb").glob("offline-run-*")
     record = wait_for_run_record(next(summary_run.glob("*.wandb")))
     assert (record["run_group"], record["job_type"]) == ("wbsweep", "summary")

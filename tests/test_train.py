@@ -65,9 +65,11 @@ def test_debug_run_writes_complete_results(compose_config, emodb_root, tmp_path,
     assert (run_dir / "config.yaml").is_file()
     # best_epoch against metrics.csv: tests/test_protocol.py
     checkpoint = torch.load(results["best_checkpoint"], map_location="cpu", weights_only=False)
-    meta = checkpoint["ser"]
-    assert meta["class_names"] == classes and meta["fold"]["test"] == ["09"]
-    assert set(meta["normalizer"]) == {"mean", "std"} and meta["normalizer"]["std"].shape == (3, 40)
+    assert checkpoint["ser"]["format"] == 2
+    assert checkpoint["hyper_parameters"]["class_names"] == classes
+    data = checkpoint["SERDataModule"]
+    assert data["classes"] == classes and data["fold"]["test"] == ["09"]
+    assert set(data["normalizer"]) == {"mean", "std"} and data["normalizer"]["std"].shape == (3, 40)
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 

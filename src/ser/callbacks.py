@@ -165,9 +165,9 @@ class WandbExtras(L.Callback):
         import wandb
 
         classes = results["confusion"]["classes"]
-        index = {c: i for i, c in enumerate(classes)}
-        y_true = [index[p["label"]] for p in results["predictions"]]
-        y_pred = [index[p["pred"]] for p in results["predictions"]]
+        labels = trainer.datamodule.datasets["test"].labels
+        y_true = labels[results["utterances"]].tolist()
+        y_pred = results["preds"]
         title = f"{pl_module.name} fold {trainer.datamodule.fold.index}"
         figure = confusion_figure({title: np.array(results["confusion"]["matrix"])}, classes)
         for run in self._runs(trainer):

@@ -7,11 +7,11 @@ Python::
     prediction.label, prediction.probs              # 'ang', {'ang': 0.71, 'sad': 0.05, ...}
     predictor.predict_files(paths)                  # one Prediction per file, errors included
 
-Everything comes from the checkpoint (``checkpoint["ser"]``, written by ``SERModule``): the
-network and its arguments, class names, feature config (peak normalisation included), the
-fold's normalisation statistics and padding mode, segment length, evaluation segmenting and
-combination rule. A recording is segmented, padded and combined exactly as the test split
-was, so a test utterance gets the test step's prediction.
+Everything comes from the checkpoint (:mod:`ser.checkpoint`): the network, class names and
+combination rule (``SERModule.load_from_checkpoint``), and the data module's state: feature
+config (peak normalisation included), the fold's normalisation statistics and padding mode,
+segment length and evaluation segmenting. A recording is segmented, padded and combined
+exactly as the test split was, so a test utterance gets the test step's prediction.
 
 The command line on top of it is :mod:`ser.predict`.
 """
@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from torch import nn
 from tqdm import tqdm
 
+from ser.checkpoint import DATA_KEY, read
 from ser.data.audio import conform, load_audio
 from ser.data.dataset import SegmentDataset, frame_store
 from ser.data.features import LogMel3D
@@ -34,7 +36,6 @@ from ser.data.normalization import Normalizer, check_padding
 from ser.data.segments import SegmentPolicy
 from ser.errors import AudioError, CheckpointError
 from ser.metrics import combine_segments
-from ser.specs import from_spec
 
 
 @dataclass
@@ -109,43 +110,29 @@ class Predictor:
         cls, path: str | Path, *, device: str | None = None, batch_size: int = 64
     ) -> Predictor:
         """Load a ``train.py`` checkpoint; ``device`` defaults to CUDA when available."""
+        from ser.module import SERModule  # Lightning: imported only to load checkpoints
+
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist")
+        checkpoint = read(path)
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        except Exception as err:
-            raise CheckpointError(f"{path} is not a PyTorch checkpoint ({err})") from err
-        meta = checkpoint.get("ser") if isinstance(checkpoint, dict) else None
-        if not meta or "state_dict" not in checkpoint:
-            raise CheckpointError(
-                f"{path} is not a ser checkpoint (no 'ser' metadata): use a .ckpt written by "
-                "train.py (<run dir>/checkpoints/)"
-            )
-        class_names = meta["class_names"]
-        net = from_spec(meta["net"], num_classes=len(class_names))
-        prefix = "net."
-        weights = {
-            k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
-        }
-        try:
-            net.load_state_dict(weights)
+            module = SERModule.load_from_checkpoint(path)
         except RuntimeError as err:
             raise CheckpointError(
-                f"{path}: its weights do not fit this version's {type(net).__name__} (a "
-                "checkpoint of an older network layout, e.g. a baseline trained before the "
-                f"SEED.md layout fix); retrain it with train.py ({str(err).splitlines()[0]})"
+                f"{path}: its weights do not fit this version's network (a checkpoint of an "
+                "older network layout, e.g. a baseline trained before the SEED.md layout fix); "
+                f"retrain it with train.py ({str(err).splitlines()[0]})"
             ) from err
+        data = checkpoint[DATA_KEY]
         return cls(
-            net=net,
-            class_names=class_names,
-            features=LogMel3D(**meta["features"]),
-            normalizer=Normalizer.from_state_dict(meta["normalizer"]),
-            segment_frames=meta["segment_frames"],
-            segments=from_spec(meta["eval_segments"]),
-            combine=meta["combine"],
-            padding=meta.get("padding", "mean"),  # checkpoints before the option: mean
-            precision=meta.get("precision", "32-true"),
+            net=module.net,
+            class_names=module.class_names,
+            features=LogMel3D(**data["features"]),
+            normalizer=Normalizer.from_state_dict(data["normalizer"]),
+            segment_frames=data["segment_frames"],
+            segments=instantiate(data["eval_segments"]),
+            combine=module.combine,
+            padding=data["padding"],
+            precision=checkpoint["ser"]["precision"],
             device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
             batch_size=batch_size,
             checkpoint=path,

@@ -9,19 +9,24 @@ only, on the training device. Metrics at utterance level after combining segment
 probabilities (:mod:`ser.metrics`): ``val/uar``, ``val/wa``, ``val/seg_uar``,
 ``val/uar_best``, ``test/uar``, ``test/wa``, ``test/seg_uar``, ``test/recall_<class>``.
 
-A checkpoint carries everything inference needs under ``checkpoint["ser"]``: class names,
-the network's constructor (target and arguments), feature config, normalisation
-statistics, padding mode, segment length and the combination rule.
+A checkpoint carries everything inference needs (:mod:`ser.checkpoint`): this module's
+arguments with the network as a ``_target_`` node (``hyper_parameters``, so
+:meth:`SERModule.load_from_checkpoint` rebuilds it), the data module's fold preprocessing
+(``SERDataModule``) and the format version (``ser``). Test predictions per utterance are
+the task's to record (:func:`ser.task.prediction_records`): the module keeps the
+utterance indices, predicted classes and probabilities of the test step.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
+import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import hydra
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -30,11 +35,11 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ser.augment import Augmentations
+from ser.checkpoint import FORMAT, factory_node, read
 from ser.errors import ConfigError
 from ser.losses import CenterLoss, smooth_labels, soft_nll_loss
 from ser.metrics import COMBINE, UtteranceMetrics
 from ser.models.blocks import NetOptionError
-from ser.specs import spec
 
 NetFactory = Callable[..., nn.Module]
 
@@ -92,28 +97,23 @@ class LossGuard:
         )
 
 
-def net_spec(factory: NetFactory) -> dict[str, Any]:
-    """``{"target": "module.Class", "kwargs": {...}}`` of a network factory (a partial)."""
-    if isinstance(factory, functools.partial):
-        return spec(factory.func, dict(factory.keywords))
-    return spec(factory, {})
-
-
 class SERModule(L.LightningModule):
     """Lightning wrapper of one network.
 
     Args:
         name: model name for logs and results (``adsrnn``).
-        net: network factory called with ``num_classes`` (a Hydra partial).
+        net: network factory called with ``num_classes`` (a Hydra partial), or its
+            ``_partial_`` config node (as stored in checkpoints).
         class_names: class names in output order (from the data module).
-        optimizer: optimiser factory called with parameter groups (a Hydra partial).
+        optimizer: optimiser factory called with parameter groups (a Hydra partial);
+            ``None`` for a module loaded to evaluate only.
         scheduler: optional scheduler factory called with the optimiser (a Hydra partial);
             one with a ``total_steps`` keyword (:class:`~ser.schedules.CosineDecay`) also
             gets the run's optimiser steps, ``trainer.estimated_stepping_batches``.
         scheduler_interval: ``epoch`` or ``step`` (``step``: once per optimiser step).
         mse_weight: weight of the MSE(probabilities, one-hot) term (0 disables it).
         center_loss: optional :class:`~ser.losses.CenterLoss` factory called with
-            ``num_classes`` and ``dim`` (the network's ``embedding_dim``).
+            ``num_classes`` and ``dim`` (the network's ``embedding_dim``), or its node.
         combine: how segment probabilities form an utterance's (``max`` or ``mean``).
         use_class_weights: use the data module's class weights in the NLL when it has them.
         label_smoothing: share of each target spread evenly over the classes (0: none); the
@@ -126,13 +126,13 @@ class SERModule(L.LightningModule):
         self,
         *,
         name: str,
-        net: NetFactory,
+        net: NetFactory | Mapping[str, Any],
         class_names: Sequence[str],
-        optimizer: Callable[..., torch.optim.Optimizer],
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
         mse_weight: float = 0.0,
-        center_loss: Callable[..., CenterLoss] | None = None,
+        center_loss: Callable[..., CenterLoss] | Mapping[str, Any] | None = None,
         combine: str = "max",
         use_class_weights: bool = True,
         label_smoothing: float = 0.0,
@@ -147,13 +147,13 @@ class SERModule(L.LightningModule):
             )
         self.name = name
         self.class_names = list(class_names)
+        net, center_loss = _factory(net), _factory(center_loss)
         try:
             self.net = net(num_classes=len(self.class_names))
         except NetOptionError as err:
             raise ConfigError(f"model.net.{err} (model={name})") from err
         except ValueError as err:
             raise ConfigError(f"model.net (model={name}): {err}") from err
-        self.net_spec = net_spec(net)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
@@ -167,15 +167,18 @@ class SERModule(L.LightningModule):
         self.use_class_weights = use_class_weights
         self.label_smoothing = float(label_smoothing)
         self.augment = augment
+        # what evaluation needs to rebuild this module (load_from_checkpoint); the optimiser,
+        # schedule and augmentations only train, and the run's config.yaml records them
         self.save_hyperparameters(
             {
                 "name": name,
                 "class_names": self.class_names,
-                "net": self.net_spec,
+                "net": factory_node(net),
                 "mse_weight": mse_weight,
-                "center_loss": center_loss is not None,
+                "center_loss": None if center_loss is None else factory_node(center_loss),
                 "combine": combine,
                 "use_class_weights": use_class_weights,
+                "label_smoothing": self.label_smoothing,
             }
         )
         # validate_args=False: no torch.unique (a host sync) on the targets every step
@@ -186,13 +189,14 @@ class SERModule(L.LightningModule):
         self.register_buffer("class_weights", None, persistent=False)
         self.val_metrics: UtteranceMetrics | None = None
         self.test_metrics: UtteranceMetrics | None = None
-        self.data_meta: dict[str, Any] = {}
+        #: the last test's metrics, and per tested utterance (index into the test split's
+        #: utterances) the predicted class index and probabilities
         self.test_results: dict[str, Any] | None = None
         self.loss_guard = LossGuard()
 
     # ------------------------------------------------------------------ set-up
     def setup(self, stage: str) -> None:
-        """Take the fold's class weights, split tables and inference metadata from the data."""
+        """Take the fold's class weights and split tables from the data."""
         dm = self.trainer.datamodule
         if list(dm.classes) != self.class_names:
             raise ValueError(f"data classes {list(dm.classes)} != model classes {self.class_names}")
@@ -211,17 +215,6 @@ class SERModule(L.LightningModule):
                 combine=self.combine,
             ).to(self.device)
         self.val_metrics, self.test_metrics = metrics["val"], metrics["test"]
-        self.data_meta = {
-            "features": dm.features.config(),
-            "normalizer": dm.normalizer.state_dict(),
-            "padding": dm.padding,
-            "segment_frames": dm.segment_frames,
-            "eval_segments": dm.eval_segments.spec(),
-            "corpus": dm.corpus.name,
-            "fold": dm.fold.as_dict(),
-            "precision": str(self.trainer.precision),
-        }
-        self.test_utterances = dm.utterances.get("test", [])
 
     def forward(self, x: Tensor) -> Tensor:
         """Log-probabilities ``(B, C)`` of segments ``(B, 3, frames, n_mels)``."""
@@ -320,10 +313,10 @@ class SERModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         result = self.test_metrics.compute()
         self.test_metrics.reset()
-        tested = result["utterances"].numel()
-        if tested != len(self.test_utterances):
+        tested, expected = result["utterances"].numel(), len(self.test_metrics.labels)
+        if tested != expected:
             raise ConfigError(
-                f"only {tested} of {len(self.test_utterances)} test utterances were evaluated "
+                f"only {tested} of {expected} test utterances were evaluated "
                 "(trainer.limit_test_batches?): a partial test set is not a fold's result"
             )
         # None (JSON null) for a class the test speaker has no utterance of
@@ -336,29 +329,16 @@ class SERModule(L.LightningModule):
             | {f"test/recall_{c}": result["recall"][i] for i, c in enumerate(self.class_names)},
             sync_dist=True,
         )
-        predictions = []
-        utterances, preds = result["utterances"].reshape(-1), result["preds"].reshape(-1)
-        probabilities = result["probs"].reshape(len(preds), -1)
-        for index, pred, probs in zip(
-            utterances.tolist(), preds.tolist(), probabilities.tolist(), strict=True
-        ):
-            utterance = self.test_utterances[index]
-            predictions.append(
-                {
-                    "id": utterance.id,
-                    "speaker": utterance.speaker,
-                    "label": utterance.label,
-                    "pred": self.class_names[pred],
-                    "probs": dict(zip(self.class_names, probs, strict=True)),
-                }
-            )
+        preds = result["preds"].reshape(-1)
         self.test_results = {
             "uar": result["uar"].item(),
             "wa": result["wa"].item(),
             "seg_uar": result["seg_uar"].item(),
             "recall": recall,
             "confusion": {"classes": self.class_names, "matrix": result["confusion"].tolist()},
-            "predictions": predictions,
+            "utterances": result["utterances"].reshape(-1).tolist(),
+            "preds": preds.tolist(),
+            "probs": result["probs"].reshape(len(preds), -1).tolist(),
         }
 
     # ------------------------------------------------------------------ optimisation
@@ -371,6 +351,11 @@ class SERModule(L.LightningModule):
                     "lr": self.center_loss.lr,
                     "weight_decay": 0.0,
                 }
+            )
+        if self.optimizer_factory is None:
+            raise ConfigError(
+                f"model {self.name!r} has no optimizer (a module loaded to evaluate only): "
+                "give model.optimizer to train it"
             )
         optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
@@ -402,45 +387,57 @@ class SERModule(L.LightningModule):
         }
 
     # ------------------------------------------------------------------ checkpoints
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of another network, fold, corpus or class set.
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: Any = "cpu", **kwargs: Any
+    ) -> SERModule:
+        """Lightning's ``load_from_checkpoint`` of a ``train.py`` checkpoint, its format
+        checked and a format-1 checkpoint converted first (:func:`ser.checkpoint.read`; a
+        :class:`~ser.errors.CheckpointError` names what is wrong with the file).
 
-        Another fold's checkpoint saw other speakers; another network's weights would fail
-        in ``load_state_dict`` with a wall of mismatched keys.
+        The module is rebuilt from its stored arguments, without optimiser: for evaluation.
         """
-        meta = checkpoint.get("ser", {})
-        if meta.get("net") != self.net_spec:
-            stored_net = meta.get("net") or {}
+        buffer = io.BytesIO()
+        torch.save(read(checkpoint_path), buffer)
+        buffer.seek(0)
+        kwargs.setdefault("weights_only", False)  # the checkpoint also holds RNG states
+        return super().load_from_checkpoint(buffer, map_location=map_location, **kwargs)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another network or of an older format.
+
+        Another network's weights would fail in ``load_state_dict`` with a wall of
+        mismatched keys. (The data module refuses another fold, corpus or class set.)
+        """
+        version = checkpoint.get("ser", {}).get("format")
+        if version != FORMAT:
+            raise ConfigError(
+                f"ckpt_path: the checkpoint has format {version!r}, written by an older version "
+                f"of ser; this version resumes format {FORMAT} only (python -m ser.evaluate and "
+                "ser.predict still read it): retrain, or resume with the version that wrote it"
+            )
+        stored_net = checkpoint.get("hyper_parameters", {}).get("net") or {}
+        current = self.hparams["net"]
+        if stored_net != current:
             changed = sorted(
                 k
-                for k in {*stored_net.get("kwargs", {}), *self.net_spec["kwargs"]}
-                if stored_net.get("kwargs", {}).get(k) != self.net_spec["kwargs"].get(k)
+                for k in {*stored_net, *current}
+                if not k.startswith("_") and stored_net.get(k) != current.get(k)
             )
+            stored_name = checkpoint.get("hyper_parameters", {}).get("name")
             raise ConfigError(
-                f"ckpt_path: the checkpoint holds model {meta.get('name')!r} "
-                f"({stored_net.get('target')}), not this run's {self.name!r} "
-                f"({self.net_spec['target']})"
+                f"ckpt_path: the checkpoint holds model {stored_name!r} "
+                f"({stored_net.get('_target_')}), not this run's {self.name!r} "
+                f"({current['_target_']})"
                 + (f" with other model.net settings {changed}" if changed else "")
                 + ": give the model= and model.net options it was trained with, or another "
                 "checkpoint"
             )
-        current = {"corpus": self.data_meta.get("corpus"), "fold": self.data_meta.get("fold")}
-        stored = {"corpus": meta.get("corpus"), "fold": meta.get("fold")}
-        if meta.get("class_names") != self.class_names or (current["fold"] and stored != current):
-            raise ConfigError(
-                f"ckpt_path: the checkpoint was trained on {stored['corpus']} fold "
-                f"{(stored['fold'] or {}).get('fold')} with classes {meta.get('class_names')}, "
-                f"not on this run's {current['corpus']} fold "
-                f"{(current['fold'] or {}).get('fold')} with {self.class_names}; resuming it "
-                "would train or test on the wrong speakers"
-            )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ser"] = {
-            "format": 1,
-            "name": self.name,
-            "class_names": self.class_names,
-            "net": self.net_spec,
-            "combine": self.combine,
-            **self.data_meta,
-        }
+        checkpoint["ser"] = {"format": FORMAT, "precision": str(self.trainer.precision)}
+
+
+def _factory(value: Callable[..., Any] | Mapping[str, Any] | None) -> Callable[..., Any] | None:
+    """A factory given as such, or as its ``_partial_`` config node (from a checkpoint)."""
+    return hydra.utils.instantiate(value) if isinstance(value, Mapping) else value

@@ -37,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import ser
 from ser.config import exit_on_user_error, require_complete, slurm_tasks_per_node, user_error
+from ser.data.corpora import Utterance
 from ser.errors import ConfigError, OutOfMemoryError, SERError
 from ser.io import write_json_atomic, write_text_atomic
 
@@ -416,6 +417,9 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
             with out_of_memory_advice(cfg):
                 trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
             test = model.test_results
+            test["predictions"] = prediction_records(
+                test, datamodule.utterances["test"], model.class_names
+            )
         # mmap: reads the counters without loading the weights and optimiser state
         best = torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)
         results = {
@@ -459,6 +463,24 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
             cross_evaluate(cfg, results)
     _finish_loggers()
     return results
+
+
+def prediction_records(
+    test: dict[str, Any], utterances: list[Utterance], class_names: list[str]
+) -> list[dict[str, Any]]:
+    """One record per tested utterance (``results.json``'s ``predictions``): id, speaker,
+    true label, predicted class and class probabilities, from the test step's outputs
+    (:attr:`ser.module.SERModule.test_results`) and the test split's utterances."""
+    return [
+        {
+            "id": utterances[index].id,
+            "speaker": utterances[index].speaker,
+            "label": utterances[index].label,
+            "pred": class_names[pred],
+            "probs": dict(zip(class_names, probs, strict=True)),
+        }
+        for index, pred, probs in zip(test["utterances"], test["preds"], test["probs"], strict=True)
+    ]
 
 
 def cross_evaluate(cfg: DictConfig, results: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -426,6 +427,36 @@ class SERDataModule(L.LightningDataModule):
                 f"  training segments drawn from {len(self.variants)} versions: {versions}"
             )
         return "\n".join(lines)
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The fold's preprocessing, which Lightning saves in every checkpoint: what
+        inference needs to treat a recording as the test split was (:mod:`ser.checkpoint`)."""
+        if self.normalizer is None:
+            return {}  # not set up: nothing to save
+        return {
+            "classes": list(self.classes),
+            "corpus": self.corpus.name,
+            "fold": self.fold.as_dict(),
+            "features": self.features.config(),
+            "normalizer": self.normalizer.state_dict(),
+            "padding": self.padding,
+            "segment_frames": self.segment_frames,
+            "eval_segments": self.eval_segments.config(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint (``ckpt_path``) of another corpus, fold or class set: it saw
+        other speakers. The statistics are this fold's own, computed by :meth:`setup`."""
+        stored = (state_dict.get("corpus"), state_dict.get("fold"), state_dict.get("classes"))
+        current = (self.corpus.name, self.fold.as_dict(), list(self.classes))
+        if stored != current:
+            raise ConfigError(
+                f"ckpt_path: the checkpoint was trained on {stored[0]} fold "
+                f"{(stored[1] or {}).get('fold')} with classes {stored[2]}, not on this run's "
+                f"{current[0]} fold {current[1]['fold']} with {current[2]}; resuming it would "
+                "train or test on the wrong speakers"
+            )
 
     # ----------------------------------------------------------------- loaders
     def _loader(self, split: str, *, train: bool) -> DataLoader:

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from ser.checkpoint import node
 from ser.errors import ConfigError
-from ser.specs import spec
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,18 @@ class SegmentPolicy(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
 
-    def spec(self) -> dict[str, Any]:
-        """Description for checkpoints (:func:`ser.specs.from_spec` rebuilds the policy).
+    def config(self) -> dict[str, Any]:
+        """The policy as a Hydra ``_target_`` node, for checkpoints.
 
         Example:
-            >>> from ser.specs import from_spec
-            >>> from_spec(Sliding(hop=50).spec())
+            >>> from hydra.utils import instantiate
+            >>> instantiate(Sliding(hop=50).config())
             Sliding(hop=50)
         """
-        kwargs = {k: v.spec() if isinstance(v, SegmentPolicy) else v for k, v in vars(self).items()}
-        return spec(type(self), kwargs)
+        kwargs = {
+            k: v.config() if isinstance(v, SegmentPolicy) else v for k, v in vars(self).items()
+        }
+        return node(type(self), kwargs)
 
 
 class FirstLast(SegmentPolicy):

@@ -1,0 +1,29 @@
+"""The one Hydra entry point behind ``train.py`` (``conf/config.yaml``) and ``sweep.py``
+(``conf/sweep.yaml``).
+
+Hydra would name the job after this file (``cli``); the configs set ``hydra.job.name``
+(``train``, ``sweep``), which names each run's log file (``<run>/train.log``) and the
+script in results.json's ``command``.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from ser.config import CONFIG_DIR, check_choices_or_exit
+from ser.task import train
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train and test one run; returns its ``optimized_metric``, the objective Hydra's
+    sweepers (Optuna) minimise or maximise, or ``None`` when the run did not record it."""
+    results = train(cfg)
+    return results.get(cfg.optimized_metric.replace("/", "_"))
+
+
+def main(config_name: str) -> None:
+    """Check the ``group=option`` overrides of ``sys.argv`` (one ``error:`` line, exit code
+    2), then run :func:`run` under Hydra with ``conf/<config_name>.yaml``."""
+    check_choices_or_exit(sys.argv[1:])
+    hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(run)()
