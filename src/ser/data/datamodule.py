@@ -23,6 +23,7 @@ from ser.data.dataset import SegmentDataset, collate_segments, frame_store, resc
 from ser.data.features import LogMel3D
 from ser.data.folds import Fold
 from ser.data.normalization import Normalizer, check_padding, fit_normalizer, frame_weights
+from ser.data.resident import ResidentLoader
 from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, Sliding
 from ser.errors import AudioError, ConfigError, CorpusError, require_batch_size
 
@@ -77,6 +78,10 @@ class SERDataModule(L.LightningDataModule):
             (:class:`~ser.augment.WaveformAugmentations`); ``None``: the waveforms as read.
         test_split: build the test split. ``False`` (``test=false``, a hyper-parameter
             search): the test speakers' audio is never read, not even into the cache.
+        resident: keep each split's tensors on the training device and gather batches there
+            (:class:`~ser.data.resident.ResidentLoader`: the same batches, no workers, no
+            copy per step). ``auto``: on a GPU with one process; ``true`` also on the CPU.
+            Not with DDP (each process would see every batch).
 
     Example:
         >>> from ser.data.corpora import EmoDB
@@ -108,8 +113,11 @@ class SERDataModule(L.LightningDataModule):
         progress: bool = True,
         waveform_augment: WaveformAugmentations | None = None,
         test_split: bool = True,
+        resident: bool | str = "auto",
     ) -> None:
         super().__init__()
+        if resident not in (True, False, "auto"):
+            raise ConfigError(f"datamodule.resident={resident!r}: choose auto, true or false")
         require_batch_size("datamodule.batch_size", batch_size)
         if eval_batch_size is not None:
             require_batch_size("datamodule.eval_batch_size", eval_batch_size)
@@ -136,6 +144,7 @@ class SERDataModule(L.LightningDataModule):
         self.skip_bad_audio = skip_bad_audio
         self.seed = seed
         self.progress = progress
+        self.resident = resident
         #: the splits built; without the test split the test speakers' audio is never read
         self.splits = SPLITS if test_split else ("train", "val")
         #: the versions of the training waveforms drawn from (empty: the waveforms as read)
@@ -459,10 +468,25 @@ class SERDataModule(L.LightningDataModule):
             )
 
     # ----------------------------------------------------------------- loaders
-    def _loader(self, split: str, *, train: bool) -> DataLoader:
+    def _resident_device(self) -> torch.device | None:
+        """Where batches are gathered without a DataLoader (``resident``), or ``None``."""
+        trainer = self.trainer
+        if self.resident is False or trainer is None:
+            return None
+        device = trainer.strategy.root_device
+        if trainer.world_size > 1:
+            if self.resident is True:
+                raise ConfigError(
+                    f"datamodule.resident=true with {trainer.world_size} processes (DDP): each "
+                    "would see every batch; use datamodule.resident=auto or false"
+                )
+            return None
+        return device if self.resident is True or device.type == "cuda" else None
+
+    def _loader(self, split: str, *, train: bool) -> DataLoader | ResidentLoader:
         if not self.datasets:
             raise RuntimeError("call setup() before asking for loaders")
-        return DataLoader(
+        loader = DataLoader(
             self.datasets[split],
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train and self._sampler is None,
@@ -473,14 +497,16 @@ class SERDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             collate_fn=collate_segments,
         )
+        device = self._resident_device()
+        return loader if device is None else ResidentLoader(loader, device=device)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | ResidentLoader:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | ResidentLoader:
         return self._loader("val", train=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | ResidentLoader:
         if "test" not in self.splits:
             raise ConfigError(
                 "the test split was not built (datamodule.test_split=false, e.g. test=false in "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,8 +31,8 @@ class SegmentDataset(Dataset):
             noise augmentation, :mod:`ser.augment`): per version, the offsets of the split's
             utterances in ``frames`` and the table of the same segments in that version
             (:func:`rescale_segments`; same order as ``table``). Each segment of a batch is
-            read from one version drawn uniformly (torch's global random state); empty:
-            always ``offsets`` and ``table``.
+            read from one version drawn uniformly (torch's random state on the data's
+            device); empty: always ``offsets`` and ``table``.
     """
 
     def __init__(
@@ -67,22 +68,31 @@ class SegmentDataset(Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
+    def to(self, device: str | torch.device) -> SegmentDataset:
+        """This split with its tensors on ``device`` (a shallow copy; batches are then
+        gathered there: :class:`~ser.data.resident.ResidentLoader`)."""
+        moved = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(moved, name, value.to(device))
+        return moved
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         batch = self.__getitems__([index])
         return {key: value[0] for key, value in batch.items()}
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        seg = torch.as_tensor(indices, dtype=torch.long)
+        seg = torch.as_tensor(indices, dtype=torch.long, device=self._begin.device)
         if self._variant_begin is None:
             begin, valid = self._begin[seg], self._valid[seg]
         else:
-            version = torch.randint(len(self._variant_begin), seg.shape)
+            version = torch.randint(len(self._variant_begin), seg.shape, device=seg.device)
             begin, valid = self._variant_begin[version, seg], self._variant_valid[version, seg]
         inside = self._steps < valid[:, None]  # (B, length)
         rows = torch.where(inside, begin[:, None] + self._steps, 0)
         x = self.frames[rows].mul_(inside[..., None, None])  # (B, length, 3, n_mels)
-        if self.padding is not None:
-            x[~inside] = self.padding
+        if self.padding is not None:  # no boolean indexing: that would sync a GPU
+            x = torch.where(inside[..., None, None], x, self.padding)
         utt = self._utterance[seg]
         return {
             "x": x.permute(0, 2, 1, 3).contiguous(),
