@@ -15,9 +15,14 @@ training step. It changes no maths; a training process gets the same effect by e
 
 ``<network>@small`` (e.g. ``adsrnn@small``) times a network at ``width=small``.
 
+``--compile`` also times each network compiled with ``torch.compile`` (in place, as
+``compile=true`` trains), rows named ``<model>+compile``; ``compile_s`` is the time of the
+first training step and first inference, where the compilation happens (excluded from the
+throughput).
+
     python bench/throughput.py [--models adsrnn adsrnn@64 asrnn@small] [--warmup 2] [--steps 5]
                                [--batch 30] [--devices cpu cuda] [--dtypes fp32 bf16]
-                               [--json rows.json]
+                               [--json rows.json] [--compile]
                                [--keep-freed-memory]
 """
 
@@ -94,12 +99,21 @@ DTYPES = ("fp32", "bf16")
 
 
 def measure(
-    name: str, device: torch.device, dtype: str, batch: int, warmup: int, steps: int
+    name: str,
+    device: torch.device,
+    dtype: str,
+    batch: int,
+    warmup: int,
+    steps: int,
+    *,
+    compiled: bool = False,
 ) -> dict:
-    """Time one model on one device in one precision (``fp32`` or ``bf16`` autocast);
-    returns a result row."""
+    """Time one model on one device in one precision (``fp32`` or ``bf16`` autocast),
+    compiled or not; returns a result row."""
     torch.manual_seed(0)
     model = build(name).to(device)
+    if compiled:
+        model.compile()
     x = torch.randn(batch, 3, 300, 40, device=device)
     y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, betas=(0.5, 0.999), weight_decay=1e-5)
@@ -120,18 +134,27 @@ def measure(
         with torch.inference_mode(), autocast():
             model(x)
 
+    compile_s = None
+    if compiled:  # the first calls compile (training and evaluation graphs)
+        started = time.perf_counter()
+        model.train()
+        train_step()
+        model.eval()
+        infer()
+        compile_s = time.perf_counter() - started
     model.train()
     train_s = _median_seconds(train_step, device, warmup, steps)
     model.eval()
     infer_s = _median_seconds(infer, device, warmup, steps)
     return {
-        "name": name,
+        "name": f"{name}+compile" if compiled else name,
         "params": sum(p.numel() for p in model.parameters()),
         "train_seg_s": batch / train_s,
         "infer_seg_s": batch / infer_s,
         "device": device.type,
         "dtype": dtype,
         "batch": batch,
+        "compile_s": compile_s,
     }
 
 
@@ -151,6 +174,9 @@ def main() -> None:
     parser.add_argument(
         "--keep-freed-memory", action="store_true", help="glibc malloc: reuse, never unmap"
     )
+    parser.add_argument(
+        "--compile", action="store_true", help="also time every model under torch.compile"
+    )
     args = parser.parse_args()
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     malloc = "default"
@@ -158,7 +184,8 @@ def main() -> None:
         malloc = "keep freed memory" if keep_freed_memory() else "default (mallopt failed)"
 
     header = (
-        f"{'model':<12} {'device':<6} {'dtype':<6} {'params':>10} {'train/s':>9} {'infer/s':>9}"
+        f"{'model':<20} {'device':<6} {'dtype':<6} {'params':>10} {'train/s':>9} {'infer/s':>9}"
+        + (f" {'compile s':>9}" if args.compile else "")
     )
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, "
@@ -169,15 +196,19 @@ def main() -> None:
     for device in devices:
         for dtype in args.dtypes or ["bf16" if device == "cuda" else "fp32"]:
             for name in args.models:
-                row = measure(
-                    name, torch.device(device), dtype, args.batch, args.warmup, args.steps
-                )
-                rows.append(row)
-                print(
-                    f"{row['name']:<12} {row['device']:<6} {row['dtype']:<6} "
-                    f"{row['params']:>10,} {row['train_seg_s']:>9.2f} {row['infer_seg_s']:>9.2f}",
-                    flush=True,
-                )
+                for compiled in (False, True) if args.compile else (False,):
+                    row = measure(
+                        name, torch.device(device), dtype, args.batch, args.warmup, args.steps,
+                        compiled=compiled,
+                    )  # fmt: skip
+                    rows.append(row)
+                    compile_s = "" if row["compile_s"] is None else f" {row['compile_s']:>9.1f}"
+                    print(
+                        f"{row['name']:<20} {row['device']:<6} {row['dtype']:<6} "
+                        f"{row['params']:>10,} {row['train_seg_s']:>9.2f} "
+                        f"{row['infer_seg_s']:>9.2f}{compile_s}",
+                        flush=True,
+                    )
     if args.json:
         write_json_atomic(args.json, rows)
 

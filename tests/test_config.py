@@ -217,3 +217,13 @@ def test_hardware_auto_picks_bf16_on_a_gpu_or_a_bf16_cpu_and_cpu_stays_fp32(comp
     assert compose_config(["hardware=cpu"]).trainer.precision == "32-true"
     fp32 = compose_config(["hardware=auto", "trainer.precision=32-true"]).trainer.precision
     assert fp32 == "32-true"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"), [([], False), (["compile=true"], True),
+                               (["compile={mode: max-autotune}"], {"mode": "max-autotune"})]
+)  # fmt: skip
+def test_compile_reaches_the_module(compose_config, override, expected):
+    cfg = compose_config(["model=asrnn", *override])
+    module = hydra.utils.instantiate(cfg.model, class_names=["a", "b", "c", "d"])
+    assert module.compile_net == expected

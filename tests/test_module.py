@@ -117,3 +117,19 @@ def test_mixed_targets_train_every_term_on_the_class_shares(batch):
     soft, soft_nll, _ = m.compute_loss(x, F.one_hot(y, 4).float())
     torch.testing.assert_close(soft, hard)
     torch.testing.assert_close(soft_nll, hard_nll)
+
+
+def test_a_compiled_network_keeps_its_outputs_and_checkpoint_keys(batch):
+    x, _ = batch
+    torch.manual_seed(0)
+    eager = module().eval()
+    torch.manual_seed(0)
+    # backend "eager": torch.compile's graph capture without code generation (which takes
+    # minutes on 2 cores); compile=true uses the default backend
+    compiled = module(compile_net={"backend": "eager"}).eval()
+    compiled.configure_model()
+    assert compiled.net._compiled_call_impl is not None
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), eager(x))
+    eager.load_state_dict(compiled.state_dict())  # a compiled run's checkpoint loads eagerly

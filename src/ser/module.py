@@ -120,6 +120,10 @@ class SERModule(L.LightningModule):
             MSE and center-loss terms keep the unsmoothed targets.
         augment: batch-level training augmentations (``augment=specaugment``, ``mixup``),
             applied to training batches only.
+        compile_net: compile the network with ``torch.compile`` when the run starts:
+            ``True`` (``compile=true``) with torch's defaults, or a dict of its keyword
+            arguments (``compile={mode: max-autotune}``). In place (``nn.Module.compile``):
+            the weights and checkpoint keys stay the same, so checkpoints load either way.
     """
 
     def __init__(
@@ -137,6 +141,7 @@ class SERModule(L.LightningModule):
         use_class_weights: bool = True,
         label_smoothing: float = 0.0,
         augment: Augmentations | None = None,
+        compile_net: bool | Mapping[str, Any] = False,
     ) -> None:
         super().__init__()
         if combine not in COMBINE:
@@ -167,6 +172,7 @@ class SERModule(L.LightningModule):
         self.use_class_weights = use_class_weights
         self.label_smoothing = float(label_smoothing)
         self.augment = augment
+        self.compile_net = compile_net
         # what evaluation needs to rebuild this module (load_from_checkpoint); the optimiser,
         # schedule and augmentations only train, and the run's config.yaml records them
         self.save_hyperparameters(
@@ -195,6 +201,13 @@ class SERModule(L.LightningModule):
         self.loss_guard = LossGuard()
 
     # ------------------------------------------------------------------ set-up
+    def configure_model(self) -> None:
+        """``compile_net``: compile the network once, on its device (Lightning calls this hook
+        at every fit and test)."""
+        if self.compile_net and not getattr(self.net, "_compiled_call_impl", None):
+            options = dict(self.compile_net) if isinstance(self.compile_net, Mapping) else {}
+            self.net.compile(**options)
+
     def setup(self, stage: str) -> None:
         """Take the fold's class weights and split tables from the data."""
         dm = self.trainer.datamodule
