@@ -7,6 +7,7 @@ expected counts from it, not from the parser under test.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import shutil
@@ -73,6 +74,15 @@ def write_tone(path: Path, *, seconds: float, freq: float, sample_rate: int = 16
     wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, wave, sample_rate, subtype="PCM_16")
+
+
+@pytest.fixture(scope="session")
+def noise_wav() -> bytes:
+    """0.1 s of 16 kHz noise as 16-bit wav bytes: made once, copied into every file of a
+    synthetic corpus tree (RAVDESS, CREMA-D, SAVEE)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, 0.1 * np.random.default_rng(0).standard_normal(1600), 16000, format="WAV")
+    return buffer.getvalue()
 
 
 # ----------------------------------------------------------------------------- IEMOCAP

@@ -7,7 +7,6 @@ The fixture writes ``AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav`` for som
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 from collections import Counter
@@ -15,9 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import hydra
-import numpy as np
 import pytest
-import soundfile as sf
 
 from ser.config import CONFIG_DIR
 from ser.data.corpora import CREMAD, CorpusError
@@ -32,25 +29,17 @@ LEVELS = ["LO", "MD", "HI", "XX"]
 SOURCE = "https://github.com/CheyneyComputerScience/CREMA-D"
 
 
-def tone(seconds: float = 0.1) -> bytes:
-    buffer = io.BytesIO()
-    noise = 0.1 * np.random.default_rng(0).standard_normal(round(seconds * 16000))
-    sf.write(buffer, noise, 16000, format="WAV")
-    return buffer.getvalue()
-
-
-AUDIO = tone()
-
-
 class Tree(NamedTuple):
     root: Path
     written: list[Path]
     genders: dict[str, str]
 
 
-def build(root: Path, actors=("1001", "1002", "1040", "1050", "1091"), *, csv=True) -> Tree:
-    """A few files per actor (every emotion, several sentences and levels) and, with ``csv``,
-    the demographics of all 91 actors (genders drawn at random)."""
+def build(
+    audio: bytes, root: Path, actors=("1001", "1002", "1040", "1050", "1091"), *, csv=True
+) -> Tree:
+    """``audio`` in a few files per actor (every emotion, several sentences and levels) and,
+    with ``csv``, the demographics of all 91 actors (genders drawn at random)."""
     rng = random.Random(5)
     genders = {a: rng.choice(["Male", "Female"]) for a in ACTORS}
     wav_dir = root / "AudioWAV"
@@ -64,7 +53,7 @@ def build(root: Path, actors=("1001", "1002", "1040", "1050", "1091"), *, csv=Tr
     if "1040" in actors:
         written.append(wav_dir / "1040_ITH_SAD_X.wav")  # the distribution's one-letter level
     for path in written:
-        path.write_bytes(AUDIO)
+        path.write_bytes(audio)
     if csv:
         lines = ['"ActorID","Age","Sex","Race","Ethnicity"']
         lines += [f'{a},30,"{g}","Caucasian","Not Hispanic"' for a, g in genders.items()]
@@ -77,8 +66,8 @@ def label_of(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("crema") / "CREMA-D")
+def tree(tmp_path_factory, noise_wav):
+    return build(noise_wav, tmp_path_factory.mktemp("crema") / "CREMA-D")
 
 
 # ----------------------------------------------------------------------------- counts
@@ -107,8 +96,8 @@ def test_label_speaker_and_gender(tree):
     assert "1040_ITH_SAD_X" in {u.id for u in corpus.utterances}
 
 
-def test_genders_unknown_without_demographics(tmp_path):
-    tree = build(tmp_path / "CREMA-D", csv=False)
+def test_genders_unknown_without_demographics(tmp_path, noise_wav):
+    tree = build(noise_wav, tmp_path / "CREMA-D", csv=False)
     corpus = CREMAD(root=tree.root)
     assert {u.gender for u in corpus.utterances} == {None}
     # the actors are then dealt by id
@@ -147,9 +136,9 @@ def test_five_gender_balanced_folds(tree):
         ("1001_DFA_ANG_ZZ.wav", "unknown level 'ZZ'"),
     ],
 )
-def test_bad_names_are_named_or_skipped(tmp_path, caplog, bad, reason):
-    tree = build(tmp_path / "CREMA-D", actors=("1001",))
-    (tree.root / "AudioWAV" / bad).write_bytes(AUDIO)
+def test_bad_names_are_named_or_skipped(tmp_path, caplog, bad, reason, noise_wav):
+    tree = build(noise_wav, tmp_path / "CREMA-D", actors=("1001",))
+    (tree.root / "AudioWAV" / bad).write_bytes(noise_wav)
     with pytest.raises(CorpusError) as err:
         _ = CREMAD(root=tree.root).utterances
     message = str(err.value)
@@ -165,11 +154,11 @@ def test_bad_names_are_named_or_skipped(tmp_path, caplog, bad, reason):
     assert f"1 x {reason}" in warning
 
 
-def test_several_unknown_codes_are_counted(tmp_path, caplog):
-    tree = build(tmp_path / "CREMA-D", actors=("1002",))
+def test_several_unknown_codes_are_counted(tmp_path, caplog, noise_wav):
+    tree = build(noise_wav, tmp_path / "CREMA-D", actors=("1002",))
     bad = ["1002_IEO_BOR_LO.wav", "1002_TIE_CAL_HI.wav", "1002_IOM_SUR_XX.wav"]
     for name in bad:
-        (tree.root / "AudioWAV" / name).write_bytes(AUDIO)
+        (tree.root / "AudioWAV" / name).write_bytes(noise_wav)
     with pytest.raises(CorpusError, match=r"3 wav file\(s\) .*unknown emotion code 'BOR'"):
         _ = CREMAD(root=tree.root).utterances
     corpus = CREMAD(root=tree.root, skip_unparsed=True)
@@ -181,8 +170,8 @@ def test_several_unknown_codes_are_counted(tmp_path, caplog):
     assert "skipped 3 of" in warning
 
 
-def test_non_audio_files_are_ignored(tmp_path):
-    tree = build(tmp_path / "CREMA-D", actors=("1003",))
+def test_non_audio_files_are_ignored(tmp_path, noise_wav):
+    tree = build(noise_wav, tmp_path / "CREMA-D", actors=("1003",))
     (tree.root / "AudioWAV" / "README.txt").write_text("not audio\n")
     (tree.root / "AudioWAV" / "._1003_DFA_ANG_XX.wav").write_bytes(b"\x00\x05\x16\x07")
     (tree.root / "SentenceFilenames.csv").write_text("Stimulus_Number,Filename\n")
@@ -205,16 +194,16 @@ def test_missing_root_says_where_to_get_the_corpus(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["AudioWAV", "parent"])
-def test_root_at_the_wrong_level_names_the_copy(tmp_path, where):
-    tree = build(tmp_path / "corpora" / "CREMA-D", actors=("1004",))
+def test_root_at_the_wrong_level_names_the_copy(tmp_path, where, noise_wav):
+    tree = build(noise_wav, tmp_path / "corpora" / "CREMA-D", actors=("1004",))
     root = tree.root / "AudioWAV" if where == "AudioWAV" else tmp_path / "corpora"
     with pytest.raises(CorpusError) as err:
         _ = CREMAD(root=root).utterances
     assert f"data.root={tree.root} " in str(err.value)
 
 
-def test_git_lfs_pointers_are_an_error(tmp_path):
-    tree = build(tmp_path / "CREMA-D", actors=("1005",))
+def test_git_lfs_pointers_are_an_error(tmp_path, noise_wav):
+    tree = build(noise_wav, tmp_path / "CREMA-D", actors=("1005",))
     pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:ab12\nsize 4242\n"
     for path in tree.written:
         path.write_bytes(pointer)
@@ -224,8 +213,8 @@ def test_git_lfs_pointers_are_an_error(tmp_path):
     assert str(sorted(tree.written)[0]) in str(err.value)
 
 
-def test_malformed_demographics_name_the_file(tmp_path):
-    tree = build(tmp_path / "CREMA-D", actors=("1006",))
+def test_malformed_demographics_name_the_file(tmp_path, noise_wav):
+    tree = build(noise_wav, tmp_path / "CREMA-D", actors=("1006",))
     csv = tree.root / "VideoDemographics.csv"
     csv.write_text('"ActorID","Age","Gender"\n1006,30,"Male"\n')
     with pytest.raises(CorpusError, match=r"VideoDemographics\.csv has no column\(s\) \['Sex'\]"):

@@ -9,7 +9,6 @@ out here rather than taken from the code under test.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -20,9 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import hydra
-import numpy as np
 import pytest
-import soundfile as sf
 
 from ser.config import CONFIG_DIR
 from ser.data import SERDataModule
@@ -39,17 +36,6 @@ SPEECH = "Audio_Speech_Actors_01-24"
 PATTERN = "Actor_01/03-01-01-01-01-01-01.wav"
 
 
-def tone(seconds: float = 0.1, seed: int = 0) -> bytes:
-    """A short 16 kHz noise burst as wav bytes (written once, copied into every file)."""
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    sf.write(buffer, 0.1 * rng.standard_normal(round(seconds * 16000)), 16000, format="WAV")
-    return buffer.getvalue()
-
-
-AUDIO = tone()
-
-
 def speech_names(actor: str, *, statements=("01", "02"), repetitions=("01", "02")) -> list[str]:
     """Every official speech file name of ``actor``: neutral at normal intensity only."""
     return [
@@ -61,15 +47,16 @@ def speech_names(actor: str, *, statements=("01", "02"), repetitions=("01", "02"
     ]
 
 
-def build(root: Path, actors=ACTORS, *, nest: bool = False, **names) -> list[Path]:
-    """Write ``Actor_NN/<name>.wav`` for ``actors`` (under ``SPEECH/`` when ``nest``)."""
+def build(audio: bytes, root: Path, actors=ACTORS, *, nest: bool = False, **names) -> list[Path]:
+    """Write ``audio`` as ``Actor_NN/<name>.wav`` for ``actors`` (under ``SPEECH/`` when
+    ``nest``)."""
     base = root / SPEECH if nest else root
     written = []
     for actor in actors:
         for name in speech_names(actor, **names):
             path = base / f"Actor_{actor}" / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(AUDIO)
+            path.write_bytes(audio)
             written.append(path)
     return written
 
@@ -92,15 +79,15 @@ def truth(written: list[Path], classes, *, merge_calm: bool = False) -> Counter:
 
 
 @pytest.fixture(scope="module")
-def full(tmp_path_factory):
+def full(tmp_path_factory, noise_wav):
     """All 24 actors, 60 speech files each, as the official archive unpacks."""
     root = tmp_path_factory.mktemp("ravdess") / "ravdess"
-    return root, build(root)
+    return root, build(noise_wav, root)
 
 
-def small(root: Path, actors=ACTORS[:12]) -> list[Path]:
+def small(audio: bytes, root: Path, actors=ACTORS[:12]) -> list[Path]:
     """One statement and repetition per actor: 1 neutral and 2 of each other emotion."""
-    return build(root, actors, statements=("01",), repetitions=("01",))
+    return build(audio, root, actors, statements=("01",), repetitions=("01",))
 
 
 # ----------------------------------------------------------------------------- counts
@@ -156,10 +143,12 @@ def test_label_speaker_and_gender_from_the_name(full):
     assert corpus.speakers == ACTORS
 
 
-def test_actor_folders_under_the_archive_folder(tmp_path):
+def test_actor_folders_under_the_archive_folder(tmp_path, noise_wav):
     flat, nested = tmp_path / "flat", tmp_path / "nested"
-    small(flat, ACTORS[:3])
-    written = build(nested, ACTORS[:3], nest=True, statements=("01",), repetitions=("01",))
+    small(noise_wav, flat, ACTORS[:3])
+    written = build(
+        noise_wav, nested, ACTORS[:3], nest=True, statements=("01",), repetitions=("01",)
+    )
     assert not list(nested.glob("Actor_*"))
     corpus = RAVDESS(root=nested, download=False)
     assert {u.path for u in corpus.utterances} == {
@@ -231,10 +220,10 @@ def test_unknown_fold_scheme_is_an_error(tmp_path):
         "speech/03-01-05-01-01-01-01.wav",  # nor here
     ],
 )
-def test_unparseable_wav_is_named_or_skipped(tmp_path, caplog, bad):
-    written = small(tmp_path, ACTORS[:2])
+def test_unparseable_wav_is_named_or_skipped(tmp_path, caplog, bad, noise_wav):
+    written = small(noise_wav, tmp_path, ACTORS[:2])
     (tmp_path / bad).parent.mkdir(parents=True, exist_ok=True)
-    (tmp_path / bad).write_bytes(AUDIO)
+    (tmp_path / bad).write_bytes(noise_wav)
     with pytest.raises(CorpusError) as err:
         _ = RAVDESS(root=tmp_path, download=False).utterances
     message = str(err.value)
@@ -253,14 +242,14 @@ def test_unparseable_wav_is_named_or_skipped(tmp_path, caplog, bad):
     assert str(tmp_path / bad) in warning
 
 
-def test_song_files_are_an_error_or_skipped_and_counted(tmp_path, caplog):
-    written = small(tmp_path, ACTORS[:2])
+def test_song_files_are_an_error_or_skipped_and_counted(tmp_path, caplog, noise_wav):
+    written = small(noise_wav, tmp_path, ACTORS[:2])
     songs = [tmp_path / f"Actor_{a}" / f"03-02-03-01-01-01-{a}.wav" for a in ACTORS[:2]]
     songs.append(tmp_path / "Actor_01" / "03-02-04-02-02-02-01.wav")
     for path in songs:
-        path.write_bytes(AUDIO)
+        path.write_bytes(noise_wav)
     bad_name = tmp_path / "Actor_02" / "03-01-05.wav"
-    bad_name.write_bytes(AUDIO)
+    bad_name.write_bytes(noise_wav)
     with pytest.raises(CorpusError) as err:
         _ = RAVDESS(root=tmp_path, download=False).utterances
     message = str(err.value)
@@ -277,14 +266,14 @@ def test_song_files_are_an_error_or_skipped_and_counted(tmp_path, caplog):
     assert "1 x not MM-VV-EE-II-SS-RR-NN.wav" in warning
 
 
-def test_non_audio_and_hidden_files_are_ignored(tmp_path):
-    written = small(tmp_path, ACTORS[:2])
+def test_non_audio_and_hidden_files_are_ignored(tmp_path, noise_wav):
+    written = small(noise_wav, tmp_path, ACTORS[:2])
     (tmp_path / "README.md").write_text("RAVDESS\n")
     (tmp_path / "Actor_01" / "notes.csv").write_text("a,b\n")
     (tmp_path / "Actor_01" / "03-01-05-01-01-01-01.txt").write_text("not audio\n")
     (tmp_path / "Actor_01" / "._03-01-05-01-01-01-01.wav").write_bytes(b"\x00\x05\x16\x07")
     (tmp_path / ".trash").mkdir()
-    (tmp_path / ".trash" / "junk.wav").write_bytes(AUDIO)
+    (tmp_path / ".trash" / "junk.wav").write_bytes(noise_wav)
     corpus = RAVDESS(root=tmp_path, classes=ALL8, download=False)
     assert sorted(u.path for u in corpus.utterances) == sorted(written)
 
@@ -301,8 +290,8 @@ def test_missing_root_is_one_clear_error(tmp_path):
     assert "\n" not in message and err.value.__cause__ is None
 
 
-def test_root_one_level_too_high_names_the_copy(tmp_path):
-    small(tmp_path / "corpora" / "ravdess", ACTORS[:1])
+def test_root_one_level_too_high_names_the_copy(tmp_path, noise_wav):
+    small(noise_wav, tmp_path / "corpora" / "ravdess", ACTORS[:1])
     with pytest.raises(CorpusError) as err:
         _ = RAVDESS(root=tmp_path / "corpora", download=False).utterances
     assert f"data.root={tmp_path / 'corpora' / 'ravdess'}" in str(err.value)
@@ -456,8 +445,8 @@ def test_inspect_prints_counts_and_disjoint_folds(full, tmp_path):
 # ----------------------------------------------------------------------------- data module
 
 
-def test_a_fold_through_the_data_module(tmp_path):
-    written = small(tmp_path / "ravdess")
+def test_a_fold_through_the_data_module(tmp_path, noise_wav):
+    written = small(noise_wav, tmp_path / "ravdess")
     corpus = RAVDESS(root=tmp_path / "ravdess", download=False)
     dm = SERDataModule(
         corpus=corpus, fold=1, cache_dir=tmp_path / "cache", batch_size=4, progress=False

@@ -7,15 +7,12 @@ speakers; 15 sentences per emotion, 30 neutral), written out here.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections import Counter
 from pathlib import Path
 
 import hydra
-import numpy as np
 import pytest
-import soundfile as sf
 
 from ser.config import CONFIG_DIR
 from ser.data.corpora import SAVEE, CorpusError
@@ -29,23 +26,14 @@ SPEAKERS = ["DC", "JE", "JK", "KL"]
 SOURCE = "http://kahlan.eps.surrey.ac.uk/savee/"
 
 
-def tone(seconds: float = 0.1) -> bytes:
-    buffer = io.BytesIO()
-    noise = 0.1 * np.random.default_rng(0).standard_normal(round(seconds * 16000))
-    sf.write(buffer, noise, 16000, format="WAV")
-    return buffer.getvalue()
-
-
-AUDIO = tone()
-
-
 def names() -> list[str]:
     """``a01 .. su15`` and ``n01 .. n30``: the 120 recordings of one speaker."""
     return [f"{e}{k:02d}" for e, n in N_SENTENCES.items() for k in range(1, n + 1)]
 
 
-def build(root: Path, *, flat: bool = False, speakers=SPEAKERS) -> list[Path]:
-    """The official ``AudioData/<SPK>/<name>.wav`` tree, or flat ``<SPK>_<name>.wav`` files."""
+def build(audio: bytes, root: Path, *, flat: bool = False, speakers=SPEAKERS) -> list[Path]:
+    """``audio`` in the official ``AudioData/<SPK>/<name>.wav`` tree, or in flat
+    ``<SPK>_<name>.wav`` files."""
     written = []
     for speaker in speakers:
         for name in names():
@@ -54,7 +42,7 @@ def build(root: Path, *, flat: bool = False, speakers=SPEAKERS) -> list[Path]:
             else:
                 path = root / "AudioData" / speaker / f"{name}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(AUDIO)
+            path.write_bytes(audio)
             written.append(path)
     return written
 
@@ -69,9 +57,9 @@ def parse(path: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory):
+def tree(tmp_path_factory, noise_wav):
     root = tmp_path_factory.mktemp("savee") / "savee"
-    return root, build(root)
+    return root, build(noise_wav, root)
 
 
 # ----------------------------------------------------------------------------- counts
@@ -99,13 +87,13 @@ def test_label_speaker_and_gender(tree):
 
 
 @pytest.mark.parametrize("layout", ["flat", "flat in a folder", "speaker folders"])
-def test_other_layouts_give_the_same_utterances(tree, tmp_path, layout):
+def test_other_layouts_give_the_same_utterances(tree, tmp_path, layout, noise_wav):
     root, _ = tree
     if layout == "speaker folders":  # data.root at AudioData itself
         other = root / "AudioData"
     else:
         other = tmp_path / "savee"
-        build(other / "ALL" if layout == "flat in a folder" else other, flat=True)
+        build(noise_wav, other / "ALL" if layout == "flat in a folder" else other, flat=True)
     reference = SAVEE(root=root, classes=ALL7)
     corpus = SAVEE(root=other, classes=ALL7)
     assert [(u.id, u.label, u.speaker) for u in corpus.utterances] == [
@@ -143,10 +131,10 @@ def test_leave_one_speaker_out(tree):
         ("DC_n01.wav", "the same recording as"),
     ],
 )
-def test_bad_names_are_named_or_skipped(tmp_path, caplog, bad, reason):
-    written = build(tmp_path, speakers=["DC"])
+def test_bad_names_are_named_or_skipped(tmp_path, caplog, bad, reason, noise_wav):
+    written = build(noise_wav, tmp_path, speakers=["DC"])
     (tmp_path / bad).parent.mkdir(parents=True, exist_ok=True)
-    (tmp_path / bad).write_bytes(AUDIO)
+    (tmp_path / bad).write_bytes(noise_wav)
     with pytest.raises(CorpusError) as err:
         _ = SAVEE(root=tmp_path).utterances
     message = str(err.value)
@@ -161,8 +149,8 @@ def test_bad_names_are_named_or_skipped(tmp_path, caplog, bad, reason):
     assert f"skipped 1 of {len(written) + 1} wav files" in warning
 
 
-def test_non_audio_files_are_ignored(tmp_path):
-    written = build(tmp_path, speakers=["KL"])
+def test_non_audio_files_are_ignored(tmp_path, noise_wav):
+    written = build(noise_wav, tmp_path, speakers=["KL"])
     (tmp_path / "Info.txt").write_text("SAVEE\n")
     (tmp_path / "AudioData" / "KL" / "a01.lab").write_text("0 1 a\n")
     (tmp_path / "AudioData" / "KL" / "._a01.wav").write_bytes(b"\x00\x05\x16\x07")

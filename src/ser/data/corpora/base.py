@@ -131,6 +131,38 @@ class Corpus(ABC):
         return f"{type(self).__name__}(root={str(self.root)!r}, classes={list(self.classes)})"
 
 
+class FileNameCorpus(Corpus):
+    """A corpus whose labels and speakers come from official file names (RAVDESS, CREMA-D, SAVEE).
+
+    One place for what such corpora share: ``skip_unparsed`` (wav files whose names do not
+    parse are one error naming them, or skipped with one counted warning) and :attr:`skipped`,
+    so the three handle unusable names alike.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str | Path,
+        classes: list[str] | tuple[str, ...],
+        skip_unparsed: bool = False,
+        minority_classes: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(root=root, classes=classes, minority_classes=minority_classes)
+        self.skip_unparsed = skip_unparsed
+        #: ``(path, reason)`` of the wav files ``skip_unparsed`` left out
+        self.skipped: list[tuple[Path, str]] = []
+
+    def _settle_unparsed(
+        self, bad: list[tuple[Path, str]], *, root: Path, total: int, expected: str
+    ) -> None:
+        """Raise on the wav files in ``bad``, or skip them into :attr:`skipped`
+        (:func:`settle_unparsed` with this corpus' name and ``skip_unparsed``)."""
+        self.skipped = settle_unparsed(
+            name=self.name, root=root, bad=bad, total=total, expected=expected,
+            skip=self.skip_unparsed,
+        )  # fmt: skip
+
+
 def settle_unparsed(
     *,
     name: str,
@@ -142,7 +174,7 @@ def settle_unparsed(
 ) -> list[tuple[Path, str]]:
     """Refuse the wav files in ``bad`` with one error naming them, or skip them (``skip``).
 
-    Shared by the corpora parsed from official file names (RAVDESS, CREMA-D, SAVEE).
+    What :class:`FileNameCorpus` does with the names that do not parse.
 
     Args:
         name: the corpus name the message starts with.

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from ser.data.corpora.base import Corpus, Utterance, settle_unparsed
+from ser.data.corpora.base import FileNameCorpus, Utterance
 from ser.data.folds import Fold, column_folds
 from ser.errors import CorpusError
 
@@ -47,7 +47,7 @@ LAYOUT = (
 _NAME = re.compile(r"^(?P<actor>[^_]+)_(?P<sentence>[^_]+)_(?P<emotion>[^_]+)_(?P<level>[^_]+)$")
 
 
-class CREMAD(Corpus):
+class CREMAD(FileNameCorpus):
     """CREMA-D: 7442 utterances, 91 actors; default 4 classes ang/sad/hap/neu (4900).
 
     There is no download: ``root`` must hold a copy (a clone of the official repository).
@@ -81,10 +81,12 @@ class CREMAD(Corpus):
         skip_unparsed: bool = False,
         minority_classes: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(root=root, classes=classes, minority_classes=minority_classes)
-        self.skip_unparsed = skip_unparsed
-        #: ``(path, reason)`` of the wav files ``skip_unparsed`` left out
-        self.skipped: list[tuple[Path, str]] = []
+        super().__init__(
+            root=root,
+            classes=classes,
+            skip_unparsed=skip_unparsed,
+            minority_classes=minority_classes,
+        )
 
     @cached_property
     def genders(self) -> dict[str, str]:
@@ -157,10 +159,9 @@ class CREMAD(Corpus):
                         gender=genders.get(actor),
                     )
                 )  # fmt: skip
-        self.skipped = settle_unparsed(
-            name=self.name, root=wav_dir, bad=bad, total=len(paths),
-            expected=f"CREMA-D files ({LAYOUT})", skip=self.skip_unparsed,
-        )  # fmt: skip
+        self._settle_unparsed(
+            bad, root=wav_dir, total=len(paths), expected=f"CREMA-D files ({LAYOUT})"
+        )
         return utterances
 
     def folds(self) -> list[Fold]:

@@ -28,7 +28,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ser.data.corpora.base import Corpus, Utterance, settle_unparsed
+from ser.data.corpora.base import FileNameCorpus, Utterance
 from ser.data.download import download_and_unpack
 from ser.data.folds import Fold, column_folds, leave_one_speaker_out
 from ser.errors import CorpusError, DownloadError
@@ -57,7 +57,7 @@ _NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 _FOLDER = re.compile(r"^Actor_(\d{2})$")
 
 
-class RAVDESS(Corpus):
+class RAVDESS(FileNameCorpus):
     """RAVDESS speech: 1440 utterances, 24 actors; default 4 classes ang/sad/hap/neu (672).
 
     Args:
@@ -102,7 +102,12 @@ class RAVDESS(Corpus):
         skip_unparsed: bool = False,
         minority_classes: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(root=root, classes=classes, minority_classes=minority_classes)
+        super().__init__(
+            root=root,
+            classes=classes,
+            skip_unparsed=skip_unparsed,
+            minority_classes=minority_classes,
+        )
         if merge_calm and "cal" in self.classes:
             raise CorpusError(
                 f"ravdess: data.merge_calm=true counts calm as neu, so data.classes="
@@ -118,9 +123,6 @@ class RAVDESS(Corpus):
         self.download = download
         self.url = url
         self.sha256 = sha256
-        self.skip_unparsed = skip_unparsed
-        #: ``(path, reason)`` of the wav files ``skip_unparsed`` left out
-        self.skipped: list[tuple[Path, str]] = []
 
     def prepare(self) -> None:
         """Download the corpus into ``root`` if it is missing and download is on."""
@@ -180,10 +182,9 @@ class RAVDESS(Corpus):
                         gender="M" if int(actor) % 2 else "F",
                     )
                 )  # fmt: skip
-        self.skipped = settle_unparsed(
-            name=self.name, root=self.root, bad=bad, total=len(paths),
-            expected=f"RAVDESS speech files ({LAYOUT})", skip=self.skip_unparsed,
-        )  # fmt: skip
+        self._settle_unparsed(
+            bad, root=self.root, total=len(paths), expected=f"RAVDESS speech files ({LAYOUT})"
+        )
         return utterances
 
     def folds(self) -> list[Fold]:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ser.data.corpora.base import Corpus, Utterance, settle_unparsed
+from ser.data.corpora.base import FileNameCorpus, Utterance
 from ser.data.folds import Fold, leave_one_speaker_out
 from ser.errors import CorpusError
 
@@ -44,7 +44,7 @@ _SHORT = re.compile(r"^(?P<emotion>[a-z]+)(?P<number>\d{2})$")
 _FLAT = re.compile(r"^(?P<speaker>[^_]+)_(?P<emotion>[a-z]+)(?P<number>\d{2})$")
 
 
-class SAVEE(Corpus):
+class SAVEE(FileNameCorpus):
     """SAVEE: 480 utterances, 4 male speakers; default 4 classes ang/sad/hap/neu (300).
 
     There is no download: ``root`` must hold a copy.
@@ -78,10 +78,12 @@ class SAVEE(Corpus):
         skip_unparsed: bool = False,
         minority_classes: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(root=root, classes=classes, minority_classes=minority_classes)
-        self.skip_unparsed = skip_unparsed
-        #: ``(path, reason)`` of the wav files ``skip_unparsed`` left out
-        self.skipped: list[tuple[Path, str]] = []
+        super().__init__(
+            root=root,
+            classes=classes,
+            skip_unparsed=skip_unparsed,
+            minority_classes=minority_classes,
+        )
 
     def _load(self) -> list[Utterance]:
         if not self.root.is_dir():
@@ -122,10 +124,9 @@ class SAVEE(Corpus):
                 utterances.append(
                     Utterance(id=uid, path=path, label=label, speaker=speaker, gender="M")
                 )
-        self.skipped = settle_unparsed(
-            name=self.name, root=self.root, bad=bad, total=len(paths),
-            expected=f"SAVEE files ({LAYOUT})", skip=self.skip_unparsed,
-        )  # fmt: skip
+        self._settle_unparsed(
+            bad, root=self.root, total=len(paths), expected=f"SAVEE files ({LAYOUT})"
+        )
         return utterances
 
     def folds(self) -> list[Fold]:
