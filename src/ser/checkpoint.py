@@ -32,15 +32,15 @@ FORMAT = 2
 DATA_KEY = "SERDataModule"
 
 
-def node(target: Callable[..., Any], kwargs: Mapping[str, Any], **flags: Any) -> dict[str, Any]:
-    """The Hydra config node of ``target(**kwargs)`` (``flags``: ``_partial_=True`` ...).
+def node(target: Callable[..., Any], kwargs: Mapping[str, Any], *, partial: bool = False) -> dict:
+    """The Hydra config node of ``target(**kwargs)`` (``partial``: of the factory).
 
     Example:
-        >>> node(dict, {"a": 1}, _partial_=True)
+        >>> node(dict, {"a": 1}, partial=True)
         {'_target_': 'builtins.dict', '_partial_': True, 'a': 1}
     """
-    prefixed = {f"_{k.strip('_')}_": v for k, v in flags.items()}
-    return {"_target_": f"{target.__module__}.{target.__qualname__}", **prefixed, **kwargs}
+    flags = {"_partial_": True} if partial else {}
+    return {"_target_": f"{target.__module__}.{target.__qualname__}", **flags, **kwargs}
 
 
 def factory_node(factory: Callable[..., Any]) -> dict[str, Any]:

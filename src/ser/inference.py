@@ -8,7 +8,7 @@ Python::
     predictor.predict_files(paths)                  # one Prediction per file, errors included
 
 Everything comes from the checkpoint (:mod:`ser.checkpoint`): the network, class names and
-combination rule (``SERModule.load_from_checkpoint``), and the data module's state: feature
+combination rule (``SERModule.from_checkpoint``), and the data module's state: feature
 config (peak normalisation included), the fold's normalisation statistics and padding mode,
 segment length and evaluation segmenting. A recording is segmented, padded and combined
 exactly as the test split was, so a test utterance gets the test step's prediction.
@@ -115,7 +115,7 @@ class Predictor:
         path = Path(path)
         checkpoint = read(path)
         try:
-            module = SERModule.load_from_checkpoint(path)
+            module = SERModule.from_checkpoint(checkpoint)
         except RuntimeError as err:
             raise CheckpointError(
                 f"{path}: its weights do not fit this version's network (a checkpoint of an "

@@ -20,7 +20,6 @@ utterance indices, predicted classes and probabilities of the test step.
 from __future__ import annotations
 
 import inspect
-import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -401,20 +400,22 @@ class SERModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     @classmethod
-    def load_from_checkpoint(  # type: ignore[override]
-        cls, checkpoint_path: str | Path, map_location: Any = "cpu", **kwargs: Any
-    ) -> SERModule:
-        """Lightning's ``load_from_checkpoint`` of a ``train.py`` checkpoint, its format
-        checked and a format-1 checkpoint converted first (:func:`ser.checkpoint.read`; a
-        :class:`~ser.errors.CheckpointError` names what is wrong with the file).
+    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> SERModule:
+        """The module a checkpoint holds (as :func:`ser.checkpoint.read` returns it), rebuilt
+        from its stored arguments with its weights, without optimiser: for evaluation."""
+        module = cls(**checkpoint["hyper_parameters"])
+        module.on_load_checkpoint(checkpoint)
+        module.load_state_dict(checkpoint["state_dict"])
+        return module
 
-        The module is rebuilt from its stored arguments, without optimiser: for evaluation.
-        """
-        buffer = io.BytesIO()
-        torch.save(read(checkpoint_path), buffer)
-        buffer.seek(0)
-        kwargs.setdefault("weights_only", False)  # the checkpoint also holds RNG states
-        return super().load_from_checkpoint(buffer, map_location=map_location, **kwargs)
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: str | torch.device = "cpu"
+    ) -> SERModule:
+        """:meth:`from_checkpoint` of a ``train.py`` checkpoint file, its format checked and
+        a format-1 checkpoint converted first (:func:`ser.checkpoint.read`; a
+        :class:`~ser.errors.CheckpointError` names what is wrong with the file)."""
+        return cls.from_checkpoint(read(checkpoint_path)).to(map_location)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of another network or of an older format.

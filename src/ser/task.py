@@ -412,14 +412,13 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
                 "trainer.max_steps, trainer.max_epochs, trainer.limit_val_batches and "
                 "trainer.check_val_every_n_epoch)"
             )
-        test = {}
+        test: dict[str, Any] = {}
+        predictions: list[dict[str, Any]] = []
         if cfg.get("test"):
             with out_of_memory_advice(cfg):
                 trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
             test = model.test_results
-            test["predictions"] = prediction_records(
-                test, datamodule.utterances["test"], model.class_names
-            )
+            predictions = prediction_records(test, datamodule.utterances["test"], model.class_names)
         # mmap: reads the counters without loading the weights and optimiser state
         best = torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)
         results = {
@@ -442,8 +441,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
             "test_seg_uar": test.get("seg_uar"),
             "recall": test.get("recall"),
             "confusion": test.get("confusion"),
-            **({"predictions": test["predictions"]} if test else {}),
-            "n_test_utterances": len(test["predictions"]) if test else 0,
+            **({"predictions": predictions} if test else {}),
+            "n_test_utterances": len(predictions),
             "dropped_files": datamodule.dropped,
             "epochs_trained": trainer.current_epoch,
             "resumed_from": None if resumed_from is None else str(resumed_from),

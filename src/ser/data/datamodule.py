@@ -171,6 +171,8 @@ class SERDataModule(L.LightningDataModule):
         self.dropped: list[dict[str, str]] = []
         self.datasets: dict[str, SegmentDataset] = {}
         self._sampler = None
+        #: per device, the split tensors moved there (resident): the shared frame store once
+        self._moved: dict[torch.device, dict[int, torch.Tensor]] = {}
 
     # ----------------------------------------------------------------- corpus and fold
     @property
@@ -498,7 +500,9 @@ class SERDataModule(L.LightningDataModule):
             collate_fn=collate_segments,
         )
         device = self._resident_device()
-        return loader if device is None else ResidentLoader(loader, device=device)
+        if device is None:
+            return loader
+        return ResidentLoader(loader, device=device, moved=self._moved.setdefault(device, {}))
 
     def train_dataloader(self) -> DataLoader | ResidentLoader:
         return self._loader("train", train=True)

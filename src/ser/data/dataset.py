@@ -68,14 +68,23 @@ class SegmentDataset(Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
-    def to(self, device: str | torch.device) -> SegmentDataset:
+    def to(
+        self, device: str | torch.device, *, moved: dict[int, torch.Tensor] | None = None
+    ) -> SegmentDataset:
         """This split with its tensors on ``device`` (a shallow copy; batches are then
-        gathered there: :class:`~ser.data.resident.ResidentLoader`)."""
-        moved = copy.copy(self)
+        gathered there: :class:`~ser.data.resident.ResidentLoader`).
+
+        ``moved`` maps ``id(tensor)`` to its copy on ``device`` and is filled here: passing
+        the same dict for every split moves the frame store they share once.
+        """
+        moved = {} if moved is None else moved
+        copied = copy.copy(self)
         for name, value in vars(self).items():
             if isinstance(value, torch.Tensor):
-                setattr(moved, name, value.to(device))
-        return moved
+                if id(value) not in moved:
+                    moved[id(value)] = value.to(device)
+                setattr(copied, name, moved[id(value)])
+        return copied
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         batch = self.__getitems__([index])

@@ -28,6 +28,8 @@ class ResidentLoader:
     Args:
         loader: the loader it replaces; its dataset, batch sampler and generator are used.
         device: where the split's tensors live and batches are gathered.
+        moved: tensors already on ``device`` (:meth:`SegmentDataset.to`); the data module
+            passes one dict for all its splits, so their shared frame store moves once.
 
     Example:
         >>> import numpy as np
@@ -41,12 +43,18 @@ class ResidentLoader:
         [[0, 1, 2], [3]]
     """
 
-    def __init__(self, loader: DataLoader, *, device: str | torch.device) -> None:
+    def __init__(
+        self,
+        loader: DataLoader,
+        *,
+        device: str | torch.device,
+        moved: dict[int, torch.Tensor] | None = None,
+    ) -> None:
         if not isinstance(loader.dataset, SegmentDataset):
             raise TypeError(f"expected a loader over a SegmentDataset, got {type(loader.dataset)}")
         self.loader = loader
         self.device = torch.device(device)
-        self.dataset = loader.dataset.to(self.device)
+        self.dataset = loader.dataset.to(self.device, moved=moved)
 
     def __len__(self) -> int:
         return len(self.loader.batch_sampler)
