@@ -13,6 +13,7 @@ from ser.config import CONFIG_DIR, ConfigError, check_choices, cpu_supports_bf16
 from ser.data.corpora import IEMOCAP, EmoDB, Manifest
 from ser.models import NETWORKS
 from ser.module import SERModule
+from ser.results import search_trials
 from ser.task import instantiate_dict
 
 
@@ -227,3 +228,26 @@ def test_compile_reaches_the_module(compose_config, override, expected):
     cfg = compose_config(["model=asrnn", *override])
     module = hydra.utils.instantiate(cfg.model, class_names=["a", "b", "c", "d"])
     assert module.compile_net == expected
+
+
+RECIPE_SEARCH = Path(__file__).parents[1] / "docs" / "results" / "search-adsrnn-emodb"
+
+
+@pytest.mark.parametrize("model", sorted(NETWORKS))
+def test_emodb_best_is_the_documented_search_s_best_trial(compose_config, model):
+    """The preset holds what the search found, for every model: rerunning or widening the
+    search without updating the preset (or editing the preset by hand) fails here."""
+    best = search_trials(RECIPE_SEARCH)[0]
+    trial_overrides = [o for o in best["params"] if not o.startswith("model=")]
+    trial = compose_config([*trial_overrides, f"model={model}"])
+    preset = compose_config(["experiment=emodb_best", f"model={model}"])
+    plain = compose_config([f"model={model}"])
+
+    def part(cfg, key):
+        value = OmegaConf.select(cfg, key)
+        return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+    for key in ("model", "features", "data", "trainer.max_steps", "datamodule.batch_size"):
+        assert part(preset, key) == part(trial, key), key
+    assert part(preset, "model") != part(plain, "model")
+    assert preset.task_name == "emodb_best" and preset.test is True
