@@ -3,6 +3,7 @@
     python sweep.py [train.py overrides]      # 4 models x 10 folds (a Hydra multirun)
     python sweep.py aggregate DIR             # tables and figures of a sweep folder
     python sweep.py best DIR                  # the best settings of a hyper-parameter search
+    python sweep.py compare DIR_A DIR_B       # two sweeps paired model by model, fold by fold
 
 See README "Reproduce the comparison" and conf/sweep.yaml.
 """
@@ -20,4 +21,8 @@ if __name__ == "__main__":
         from ser.results import best_cli
 
         sys.exit(best_cli(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "compare":
+        from ser.comparison import compare_cli
+
+        sys.exit(compare_cli(sys.argv[2:]))
     main("sweep")

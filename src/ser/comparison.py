@@ -1,0 +1,146 @@
+"""Two sweeps that differ in one setting (precision, recipe, ...), compared model by model.
+
+For every model both sweeps ran: test UAR over their common folds (per fold the mean over
+seeds), the paired difference with a Wilcoxon signed-rank and a paired t-test (as
+``sweep.py aggregate`` compares models), and how often the two runs of a fold and seed
+predict the same label for a test utterance.
+
+    python sweep.py compare FIRST SECOND [--names plain recipe] [--json rows.json]
+
+Each folder is a sweep folder or any folder holding ``<run>/results.json`` files (e.g.
+``docs/results/emodb/runs``); as in ``sweep.py aggregate``, only the runs of the folder's
+newest protocol count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ser.io import write_json_atomic
+from ser.models import NETWORKS
+from ser.results import collect, latest_protocol, paired_comparison
+
+Runs = dict[str, dict[tuple[int, int], dict[str, Any]]]
+
+
+def runs_by_model(folder: str | Path) -> Runs:
+    """``{model: {(fold, seed): results}}`` of the tested runs under ``folder``."""
+    kept, _, _ = latest_protocol(collect(folder))
+    runs: Runs = defaultdict(dict)
+    for results in kept:
+        if results.get("test_uar") is not None:
+            runs[results["model"]][(results["fold"], results["seed"])] = results
+    return runs
+
+
+def fold_uar(runs: dict[tuple[int, int], dict[str, Any]]) -> dict[int, float]:
+    """Test UAR per fold, the mean over the fold's seeds."""
+    per_fold: dict[int, list[float]] = defaultdict(list)
+    for (fold, _), results in runs.items():
+        per_fold[fold].append(results["test_uar"])
+    return {fold: float(np.mean(values)) for fold, values in per_fold.items()}
+
+
+def agreement(first: dict[str, Any], second: dict[str, Any]) -> tuple[int, int]:
+    """``(same predicted label, utterances)`` over the test utterances of two runs."""
+    predictions = {p["id"]: p["pred"] for p in second["predictions"]}
+    same = sum(predictions.get(p["id"]) == p["pred"] for p in first["predictions"])
+    return same, len(first["predictions"])
+
+
+def compare_sweeps(first: str | Path, second: str | Path) -> list[dict[str, Any]]:
+    """One row per model that both folders hold; differences are second - first.
+
+    Example:
+        >>> rows = compare_sweeps("docs/results/emodb/runs", "docs/results/emodb-bf16/runs")
+        >>> [row["model"] for row in rows]
+        ['adsrnn', 'acrnn', 'adrnn', 'asrnn']
+    """
+    runs_a, runs_b = runs_by_model(first), runs_by_model(second)
+    shared = set(runs_a) & set(runs_b)
+    rows = []
+    for model in [m for m in NETWORKS if m in shared] + sorted(shared - set(NETWORKS)):
+        uar_a, uar_b = fold_uar(runs_a[model]), fold_uar(runs_b[model])
+        comparison = paired_comparison(model, uar_b, model, uar_a)
+        a = np.array([uar_a[f] for f in comparison.folds])
+        b = np.array([uar_b[f] for f in comparison.folds])
+        pairs = [k for k in runs_a[model] if k in runs_b[model] and k[0] in comparison.folds]
+        counts = np.array([agreement(runs_a[model][k], runs_b[model][k]) for k in pairs])
+        rows.append(
+            {
+                "model": model,
+                "folds": len(comparison.folds),
+                "uar_a_mean": float(a.mean()) if len(a) else None,
+                "uar_a_std": float(a.std(ddof=1)) if len(a) > 1 else None,
+                "uar_b_mean": float(b.mean()) if len(b) else None,
+                "uar_b_std": float(b.std(ddof=1)) if len(b) > 1 else None,
+                "mean_difference": comparison.mean_difference,
+                "wilcoxon_p": comparison.wilcoxon_p,
+                "ttest_p": comparison.ttest_p,
+                "same_prediction": (
+                    float(counts[:, 0].sum() / counts[:, 1].sum()) if len(pairs) else None
+                ),
+            }
+        )
+    return rows
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or np.isnan(value) else f"{100 * value:.2f}"
+
+
+def _p(value: float) -> str:
+    return "-" if np.isnan(value) else f"{value:.2f}"
+
+
+def comparison_markdown(rows: Sequence[dict[str, Any]], names: tuple[str, str]) -> str:
+    """The rows as a Markdown table: UAR in %, mean +- sample std; difference second - first."""
+    a, b = names
+    lines = [
+        f"| model | folds | UAR {a} | UAR {b} | {b} - {a} | Wilcoxon p | t-test p | "
+        "same prediction |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        same = "-" if r["same_prediction"] is None else f"{100 * r['same_prediction']:.1f} %"
+        difference = r["mean_difference"]
+        lines.append(
+            f"| {r['model']} | {r['folds']} | {_pct(r['uar_a_mean'])} +- {_pct(r['uar_a_std'])} "
+            f"| {_pct(r['uar_b_mean'])} +- {_pct(r['uar_b_std'])} | "
+            f"{'-' if np.isnan(difference) else f'{100 * difference:+.2f}'} | "
+            f"{_p(r['wilcoxon_p'])} | {_p(r['ttest_p'])} | {same} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def compare_cli(argv: Sequence[str]) -> int:
+    """``python sweep.py compare FIRST SECOND``: print (and with ``--json`` write) the
+    paired comparison of two sweep folders."""
+    parser = argparse.ArgumentParser(prog="sweep.py compare", description=compare_cli.__doc__)
+    parser.add_argument("first", type=Path, help="folder of the reference sweep's runs")
+    parser.add_argument("second", type=Path, help="folder of the changed sweep's runs")
+    parser.add_argument(
+        "--names", nargs=2, default=("first", "second"), metavar=("FIRST", "SECOND"),
+        help="column names of the two sweeps, e.g. --names fp32 bf16",
+    )  # fmt: skip
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    rows = compare_sweeps(args.first, args.second)
+    if not rows:
+        print(
+            f"error: no model has tested runs in both {args.first} and {args.second} "
+            "(each needs <run>/results.json with a test_uar)",
+            file=sys.stderr,
+        )
+        return 2
+    print(comparison_markdown(rows, tuple(args.names)), end="")
+    if args.json:
+        write_json_atomic(args.json, rows)
+    return 0

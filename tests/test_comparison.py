@@ -1,0 +1,88 @@
+"""Paired comparison of two sweeps (``python sweep.py compare``) on hand-made run folders."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ser.comparison import compare_cli, compare_sweeps, comparison_markdown
+
+
+def write_run(folder: Path, model: str, fold: int, *, uar, preds=("a",), seed=1, protocol="p1"):
+    run = folder / f"{model}-fold{fold}-seed{seed}"
+    run.mkdir(parents=True)
+    predictions = [{"id": f"u{i}", "pred": p} for i, p in enumerate(preds)]
+    results = {"model": model, "fold": fold, "seed": seed, "test_uar": uar,
+               "predictions": predictions, "protocol_hash": protocol}  # fmt: skip
+    (run / "results.json").write_text(json.dumps(results))
+    return run / "results.json"
+
+
+def test_rows_pair_the_common_folds_and_count_same_predictions(tmp_path):
+    first_uar = [0.70, 0.80, 0.60, 0.75, 0.90]
+    second_uar = [0.72, 0.85, 0.58, 0.80]  # fold 4 missing: left out of the pairing
+    for fold, uar in enumerate(first_uar):
+        write_run(tmp_path / "a", "adsrnn", fold, uar=uar, preds="xxyy")
+    for fold, uar in enumerate(second_uar):
+        write_run(tmp_path / "b", "adsrnn", fold, uar=uar, preds="xyyy")  # 3 of 4 the same
+    write_run(tmp_path / "a", "asrnn", 0, uar=0.5)  # only in the first sweep: no row
+
+    [row] = compare_sweeps(tmp_path / "a", tmp_path / "b")
+
+    a, b = np.array(first_uar[:4]), np.array(second_uar)
+    assert row["model"] == "adsrnn" and row["folds"] == 4
+    assert row["uar_a_mean"] == pytest.approx(a.mean())
+    assert row["uar_b_std"] == pytest.approx(b.std(ddof=1))
+    assert row["mean_difference"] == pytest.approx((b - a).mean())
+    assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(b, a).pvalue)
+    assert row["ttest_p"] == pytest.approx(stats.ttest_rel(b, a).pvalue)
+    assert row["same_prediction"] == pytest.approx(0.75)
+
+
+def test_seeds_are_averaged_per_fold_and_paired_by_seed(tmp_path):
+    for fold in range(3):
+        write_run(tmp_path / "a", "acrnn", fold, uar=0.6, preds="x")
+        write_run(tmp_path / "b", "acrnn", fold, uar=0.7, seed=1, preds="x")
+        write_run(tmp_path / "b", "acrnn", fold, uar=0.9 + fold / 20, seed=2, preds="y")
+    [row] = compare_sweeps(tmp_path / "a", tmp_path / "b")
+    assert row["uar_b_mean"] == pytest.approx(np.mean([(0.7 + 0.9 + f / 20) / 2 for f in range(3)]))
+    assert row["mean_difference"] == pytest.approx(row["uar_b_mean"] - 0.6)
+    # only seed 1 runs in both sweeps, and it agrees on every utterance
+    assert row["same_prediction"] == 1.0
+
+
+def test_older_protocols_and_untested_runs_do_not_count(tmp_path):
+    old = write_run(tmp_path / "a", "adrnn", 0, uar=0.1, protocol="old")
+    os.utime(old, (0, 0))
+    write_run(tmp_path / "a", "adrnn", 1, uar=0.6, protocol="new")
+    write_run(tmp_path / "a", "adrnn", 2, uar=None, protocol="new")  # a search trial
+    for fold in range(3):
+        write_run(tmp_path / "b", "adrnn", fold, uar=0.7)
+    [row] = compare_sweeps(tmp_path / "a", tmp_path / "b")
+    assert row["folds"] == 1 and row["uar_a_mean"] == pytest.approx(0.6)
+    assert row["uar_a_std"] is None and np.isnan(row["wilcoxon_p"])
+
+
+def test_cli_prints_the_named_table_and_writes_json(tmp_path, capsys):
+    for fold in range(2):
+        write_run(tmp_path / "a", "asrnn", fold, uar=0.5 + fold / 10)
+        write_run(tmp_path / "b", "asrnn", fold, uar=0.6 + fold / 5)
+    out = tmp_path / "rows.json"
+    code = compare_cli([str(tmp_path / "a"), str(tmp_path / "b"), "--names", "plain",
+                        "recipe", "--json", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed == comparison_markdown(json.loads(out.read_text()), ("plain", "recipe"))
+    assert "| UAR plain | UAR recipe | recipe - plain |" in printed
+    assert "| asrnn | 2 | 55.00 +- 7.07 | 70.00 +- 14.14 | +15.00 |" in printed
+
+
+def test_cli_without_common_models_is_one_error(tmp_path, capsys):
+    write_run(tmp_path / "a", "asrnn", 0, uar=0.5)
+    write_run(tmp_path / "b", "acrnn", 0, uar=0.5)
+    assert compare_cli([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no model has tested runs in both") and str(tmp_path) in err
