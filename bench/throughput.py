@@ -209,8 +209,8 @@ def main() -> None:
                         f"{row['infer_seg_s']:>9.2f}{compile_s}",
                         flush=True,
                     )
-    if args.json:
-        write_json_atomic(args.json, rows)
+                    if args.json:  # after every row: a run stopped early keeps its rows
+                        write_json_atomic(args.json, rows)
 
 
 if __name__ == "__main__":
