@@ -14,10 +14,11 @@ $PYTHON -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 -d .gpu/whl \
   "$(pin hydra-core)" "$(pin omegaconf)" "$(pin soundfile)" "$(pin submitit)" \
-  "$(pin hydra-submitit-launcher)" cffi==2.1.1 pycparser==3.12
+  "$(pin hydra-submitit-launcher)" "$(pin cloudpickle)" cffi==2.1.1 pycparser==3.12
 # antlr4 4.9.3 (what omegaconf 2.3 needs) is published as a source archive only: pure Python
 $PYTHON -m pip wheel -q --no-deps -w .gpu/whl antlr4-python3-runtime==4.9.3
 emodb=${SER_EMODB_ROOT:-../shared/data/emodb}
 [ -d "$emodb/wav" ] || { echo "error: no Emo-DB copy at $emodb (set SER_EMODB_ROOT)" >&2; exit 2; }
-rm -rf .gpu/emodb.tmp && cp -r "$emodb" .gpu/emodb.tmp && rm -rf .gpu/emodb && mv .gpu/emodb.tmp .gpu/emodb
+rm -rf .gpu/emodb.tmp && cp -r "$emodb" .gpu/emodb.tmp
+rm -rf .gpu/emodb && mv .gpu/emodb.tmp .gpu/emodb
 du -sh .gpu/whl .gpu/emodb

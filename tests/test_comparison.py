@@ -46,10 +46,14 @@ def test_seeds_are_averaged_per_fold_and_paired_by_seed(tmp_path):
     for fold in range(3):
         write_run(tmp_path / "a", "acrnn", fold, uar=0.6, preds="x")
         write_run(tmp_path / "b", "acrnn", fold, uar=0.7, seed=1, preds="x")
+    # folds 0 and 1 have a second seed: the mean of fold means, not of all five runs
+    for fold in (0, 1):
         write_run(tmp_path / "b", "acrnn", fold, uar=0.9 + fold / 20, seed=2, preds="y")
     [row] = compare_sweeps(tmp_path / "a", tmp_path / "b")
-    assert row["uar_b_mean"] == pytest.approx(np.mean([(0.7 + 0.9 + f / 20) / 2 for f in range(3)]))
-    assert row["mean_difference"] == pytest.approx(row["uar_b_mean"] - 0.6)
+    fold_means = np.array([(0.7 + 0.9) / 2, (0.7 + 0.95) / 2, 0.7])
+    assert row["uar_b_mean"] == pytest.approx(fold_means.mean())
+    assert row["uar_b_std"] == pytest.approx(fold_means.std(ddof=1))
+    assert row["mean_difference"] == pytest.approx(fold_means.mean() - 0.6)
     # only seed 1 runs in both sweeps, and it agrees on every utterance
     assert row["same_prediction"] == 1.0
 
@@ -76,6 +80,14 @@ def test_cli_prints_the_named_table_and_writes_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     assert printed == comparison_markdown(json.loads(out.read_text()), ("plain", "recipe"))
+    # one fold: no std, no test; the rows read back from JSON hold null there
+    write_run(tmp_path / "a", "acrnn", 0, uar=0.5)
+    write_run(tmp_path / "b", "acrnn", 0, uar=0.5)
+    assert compare_cli([str(tmp_path / "a"), str(tmp_path / "b"), "--json", str(out)]) == 0
+    acrnn = json.loads(out.read_text())[0]
+    assert acrnn["model"] == "acrnn" and acrnn["wilcoxon_p"] is None
+    table = comparison_markdown([acrnn], ("a", "b"))
+    assert "| acrnn | 1 | 50.00 +- - | 50.00 +- - | +0.00 | - | - | 100.0 % |" in table
     assert "| UAR plain | UAR recipe | recipe - plain |" in printed
     assert "| asrnn | 2 | 55.00 +- 7.07 | 70.00 +- 14.14 | +15.00 |" in printed
 
@@ -86,3 +98,7 @@ def test_cli_without_common_models_is_one_error(tmp_path, capsys):
     assert compare_cli([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no model has tested runs in both") and str(tmp_path) in err
+    assert compare_cli([str(tmp_path / "a"), str(tmp_path / "empty")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'empty'}: no <run>/results.json with a test_uar\n"
+    )

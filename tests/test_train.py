@@ -106,6 +106,13 @@ def test_rerun_of_a_finished_run_is_skipped(compose_config, tmp_path):
     assert (tmp_path / "run" / "results.json").stat().st_mtime_ns == stamp
 
 
+def test_a_csv_run_does_not_need_wandb(compose_config, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb raises ImportError
+    cfg = compose_config(["model=asrnn", "debug=fast", "logger=csv"], run_dir=tmp_path / "run")
+    assert train(cfg)["test_uar"] is not None
+    assert not (tmp_path / "run" / "error.json").exists()
+
+
 def run_cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args, f"paths.root_dir={tmp_path}"],

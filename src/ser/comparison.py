@@ -92,12 +92,17 @@ def compare_sweeps(first: str | Path, second: str | Path) -> list[dict[str, Any]
     return rows
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None or np.isnan(value) else f"{100 * value:.2f}"
+def _missing(value: float | None) -> bool:
+    """No value: ``None`` (as read back from JSON) or NaN (fewer than two folds)."""
+    return value is None or bool(np.isnan(value))
 
 
-def _p(value: float) -> str:
-    return "-" if np.isnan(value) else f"{value:.2f}"
+def _pct(value: float | None, sign: str = "") -> str:
+    return "-" if _missing(value) else f"{100 * value:{sign}.2f}"
+
+
+def _p(value: float | None) -> str:
+    return "-" if _missing(value) else f"{value:.2f}"
 
 
 def comparison_markdown(rows: Sequence[dict[str, Any]], names: tuple[str, str]) -> str:
@@ -110,12 +115,11 @@ def comparison_markdown(rows: Sequence[dict[str, Any]], names: tuple[str, str]) 
     ]
     for r in rows:
         same = "-" if r["same_prediction"] is None else f"{100 * r['same_prediction']:.1f} %"
-        difference = r["mean_difference"]
         lines.append(
             f"| {r['model']} | {r['folds']} | {_pct(r['uar_a_mean'])} +- {_pct(r['uar_a_std'])} "
             f"| {_pct(r['uar_b_mean'])} +- {_pct(r['uar_b_std'])} | "
-            f"{'-' if np.isnan(difference) else f'{100 * difference:+.2f}'} | "
-            f"{_p(r['wilcoxon_p'])} | {_p(r['ttest_p'])} | {same} |"
+            f"{_pct(r['mean_difference'], '+')} | {_p(r['wilcoxon_p'])} | {_p(r['ttest_p'])} | "
+            f"{same} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -132,13 +136,14 @@ def compare_cli(argv: Sequence[str]) -> int:
     )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
+    for folder in (args.first, args.second):
+        if not runs_by_model(folder):
+            print(f"error: {folder}: no <run>/results.json with a test_uar", file=sys.stderr)
+            return 2
     rows = compare_sweeps(args.first, args.second)
     if not rows:
-        print(
-            f"error: no model has tested runs in both {args.first} and {args.second} "
-            "(each needs <run>/results.json with a test_uar)",
-            file=sys.stderr,
-        )
+        print(f"error: no model has tested runs in both {args.first} and {args.second}",
+              file=sys.stderr)  # fmt: skip
         return 2
     print(comparison_markdown(rows, tuple(args.names)), end="")
     if args.json:

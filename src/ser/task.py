@@ -621,8 +621,8 @@ def print_summary(results: dict[str, Any]) -> None:
 
 
 def _finish_loggers(exit_code: int = 0) -> None:
-    """Close the W&B run so that each run of a multirun is its own W&B run."""
-    import wandb
-
-    if wandb.run is not None:
+    """Close the W&B run so that each run of a multirun is its own W&B run. Only a W&B
+    logger imports wandb: CSV runs work where it is not installed."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
         wandb.finish(exit_code=exit_code)

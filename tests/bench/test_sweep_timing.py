@@ -3,6 +3,8 @@
 import importlib.util
 import json
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 def load(name: str):
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses need it
     spec.loader.exec_module(module)
     return module
 
@@ -48,16 +50,30 @@ def test_a_timed_sweep_records_its_runs_and_wall_time(tmp_path, synthetic_sweep,
         timing.main([*args, "--", *synthetic_sweep])
 
 
-def test_a_sweep_past_its_timeout_is_stopped_whole(tmp_path, synthetic_sweep):
-    sweep_dir = tmp_path / "stopped"
+def test_a_sweep_past_its_timeout_is_stopped(tmp_path, synthetic_sweep):
+    sweep_dir, log_path = tmp_path / "stopped", tmp_path / "stopped.log"
     sweep_dir.mkdir()
-    log_path = tmp_path / "stopped.log"
-    code, wall_s = timing.run_sweep(
-        synthetic_sweep, sweep_dir=sweep_dir, timeout=2.0, log_path=log_path
-    )
-    assert code is None and 2.0 <= wall_s < 70
-    left = subprocess.run(["pgrep", "-f", f"hydra.sweep.dir={sweep_dir}"], capture_output=True)
-    assert left.stdout == b""
-    row = timing.timing_row("stopped", synthetic_sweep, sweep_dir=sweep_dir, code=code,
-                            wall_s=wall_s, log_text=log_path.read_text())  # fmt: skip
+    run = timing.run_sweep(synthetic_sweep, sweep_dir=sweep_dir, timeout=2.0, log_path=log_path)
+    assert run.code is None and run.wall_s >= 2.0
+    assert timing.session_processes(run.session) == []
+    row = timing.timing_row("stopped", synthetic_sweep, sweep_dir=sweep_dir, run=run,
+                            log_text=log_path.read_text())  # fmt: skip
     assert row["stopped_at_timeout"] is True and row["runs_finished"] == 0
+
+
+def test_stopping_a_parallel_sweep_stops_its_training_workers(tmp_path, synthetic_sweep):
+    overrides = [o for o in synthetic_sweep if not o.startswith("fold=")]
+    overrides += ["fold=0,1,2,3", "hydra/launcher=ser_local", "hydra.launcher.n_jobs=2"]
+    log_path = tmp_path / "sweep.log"
+    command = [sys.executable, str(timing.ROOT / "sweep.py"), *overrides,
+               f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while "seg/s" not in log_path.read_text():  # a worker's epoch line: it is training
+        assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.5)
+    assert len(timing.session_processes(process.pid)) > 1
+    timing.stop_session(process.pid, process)
+    assert timing.session_processes(process.pid) == []
