@@ -3,8 +3,9 @@
 Each worker process owns a slot: with GPUs, a set of ``gpus_per_job`` GPUs
 (``CUDA_VISIBLE_DEVICES`` is set before CUDA starts), shared by ``runs_per_gpu`` workers so
 that small runs do not leave a large GPU idle (``auto``: as many as the sweep's largest
-model fits, from one measured training step); on CPU, an equal share of the cores
-(``OMP_NUM_THREADS`` and ``torch.set_num_threads``), so that jobs do not oversubscribe.
+model fits, from one training step measured in a fresh process); on CPU, an equal share of
+the cores (``OMP_NUM_THREADS`` and ``torch.set_num_threads``), so that jobs do not
+oversubscribe.
 Every job is still its own process with its own seed.
 Jobs are queued: a free slot takes the next job. Progress (finished/total, time left) is
 logged as jobs end; a job that failed (``error.json`` in its folder) is named, and the others
@@ -15,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,23 +131,60 @@ def slots(
     return [{"CUDA_VISIBLE_DEVICES": g, "OMP_NUM_THREADS": threads} for g in groups]
 
 
-def training_step_peak_bytes(cfg: DictConfig) -> int:
-    """Peak GPU memory of one training step of ``cfg``'s network on a random batch of its
+@dataclass(frozen=True)
+class StepSpec:
+    """One training step to measure, as plain data: it goes to a fresh process that needs no
+    Hydra config (resolvers, singletons) to build the network and its batch."""
+
+    #: ``model.net`` resolved: a partial network factory for :func:`hydra.utils.instantiate`
+    net: dict[str, Any]
+    num_classes: int
+    batch_size: int
+    in_channels: int
+    frames: int
+    n_mels: int
+    precision: str
+
+
+def step_spec(cfg: DictConfig) -> StepSpec:
+    """The training step of job config ``cfg``. Its class count is the corpus's, as the data
+    module gives it to the model (a manifest learns its classes from its CSV)."""
+    import hydra
+
+    net = OmegaConf.to_container(cfg.model.net, resolve=True)
+    return StepSpec(
+        net=net,
+        num_classes=len(hydra.utils.instantiate(cfg.data).classes),
+        batch_size=cfg.datamodule.batch_size,
+        in_channels=net["in_channels"],
+        frames=cfg.datamodule.segment_frames,
+        n_mels=net["n_mels"],
+        precision=str(cfg.trainer.precision),
+    )
+
+
+def step_specs(configs: Iterable[DictConfig]) -> list[StepSpec]:
+    """The distinct training steps of ``configs``: jobs that differ only in fold or seed are
+    measured once."""
+    distinct: dict[str, DictConfig] = {}
+    for cfg in configs:
+        net, data = (OmegaConf.to_yaml(node, resolve=True) for node in (cfg.model.net, cfg.data))
+        key = f"{net}{data}{cfg.datamodule.batch_size} {cfg.trainer.precision}"
+        distinct.setdefault(key, cfg)  # the net holds the segment shape
+    return [step_spec(cfg) for cfg in distinct.values()]
+
+
+def training_step_peak_bytes(spec: StepSpec) -> int:
+    """Peak GPU memory of one training step of ``spec``'s network on a random batch of its
     batch size and segment shape, in its precision (measured on the first visible GPU)."""
     import hydra
     import torch
 
     device = torch.device("cuda", 0)
-    net = hydra.utils.instantiate(cfg.model.net)(num_classes=len(cfg.data.classes)).to(device)
-    x = torch.randn(
-        cfg.datamodule.batch_size,
-        cfg.model.net.in_channels,
-        cfg.datamodule.segment_frames,
-        cfg.model.net.n_mels,
-        device=device,
-    )
+    net = hydra.utils.instantiate(spec.net)(num_classes=spec.num_classes).to(device)
+    x = torch.randn(spec.batch_size, spec.in_channels, spec.frames, spec.n_mels, device=device)
     torch.cuda.reset_peak_memory_stats(device)
-    bf16 = str(cfg.trainer.precision).startswith("bf16")
+    bf16 = spec.precision.startswith("bf16")
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
         loss = net(x).float().mean()
     loss.backward()
@@ -153,6 +192,48 @@ def training_step_peak_bytes(cfg: DictConfig) -> int:
     del net, x, loss
     torch.cuda.empty_cache()
     return peak
+
+
+def measure_steps(specs: list[StepSpec]) -> tuple[int, int]:
+    """The largest training-step peak of ``specs`` and the first visible GPU's memory, in
+    bytes."""
+    import torch
+
+    peak = max(training_step_peak_bytes(spec) for spec in specs)
+    return peak, torch.cuda.get_device_properties(0).total_memory
+
+
+def auto_runs_per_gpu(
+    configs: Iterable[DictConfig],
+    *,
+    gpus_per_job: int,
+    measure: Callable[[list[StepSpec]], tuple[int, int]] | None = None,
+) -> int:
+    """:func:`runs_per_gpu` for the largest training step of the job ``configs``, measured
+    by ``measure`` (default :func:`measure_steps`) in one fresh process: CUDA started here
+    would hold a context and cached memory for the whole sweep. A failed measurement falls
+    back to 1 run per GPU with a warning, so that the sweep still runs."""
+    # looked up now, not bound as the default: Hydra's plugin scan runs this module again,
+    # and pickle sends a function by name only if that name still holds it
+    measure = measure or measure_steps
+    context = multiprocessing.get_context("spawn")
+    try:
+        specs = step_specs(configs)
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            peak, total = pool.submit(measure, specs).result()
+    except Exception as err:
+        log.warning(
+            "ser_local: measuring a training step failed (%s: %s): 1 run per GPU; set "
+            "hydra.launcher.runs_per_gpu=N to share each GPU among N runs",
+            type(err).__name__, err,
+        )  # fmt: skip
+        return 1
+    runs = runs_per_gpu(peak_bytes=peak, gpu_bytes=total * gpus_per_job)
+    log.info(
+        "ser_local: a training step takes up to %.2f GiB of the GPU's %.0f GiB: %d runs "
+        "per GPU (hydra.launcher.runs_per_gpu=auto)", peak / 2**30, total / 2**30, runs,
+    )  # fmt: skip
+    return runs
 
 
 def _init_worker(queue: Any) -> None:
@@ -212,21 +293,11 @@ class LocalParallelLauncher(Launcher):
                     f"hydra.launcher.runs_per_gpu={self.runs_per_gpu!r}: give a number or auto"
                 )
             return self.runs_per_gpu
-        import torch
-
-        configs = {}
-        for overrides in job_overrides:
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-            key = OmegaConf.to_yaml(cfg.model, resolve=True) + str(cfg.datamodule.batch_size)
-            configs.setdefault(key, cfg)
-        peak = max(training_step_peak_bytes(cfg) for cfg in configs.values())
-        total = torch.cuda.get_device_properties(0).total_memory
-        runs = runs_per_gpu(peak_bytes=peak, gpu_bytes=total * self.gpus_per_job)
-        log.info(
-            "ser_local: a training step takes up to %.2f GiB of the GPU's %.0f GiB: %d runs "
-            "per GPU (hydra.launcher.runs_per_gpu=auto)", peak / 2**30, total / 2**30, runs,
-        )  # fmt: skip
-        return runs
+        configs = (
+            self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            for overrides in job_overrides
+        )
+        return auto_runs_per_gpu(configs, gpus_per_job=self.gpus_per_job)
 
     def launch(self, job_overrides: list[list[str]], initial_job_idx: int) -> list[JobReturn]:
         setup_globals()
