@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ser.models.blocks import (
+    LSTM,
     AttentionPooling,
     CausalWindowAttention,
     Dense,
@@ -145,6 +146,26 @@ def test_dense_rejects_unknown_steps() -> None:
 
 
 # --- state-carrying sliding LSTM (ADSRNN) -------------------------------------------------
+
+
+def test_lstm_in_fp32_is_nn_lstm_in_fp32_under_a_bf16_autocast() -> None:
+    """The path CUDA's bf16-mixed takes (cuDNN would cast to fp16), run on the CPU."""
+    torch.manual_seed(0)
+    lstm = LSTM(3, 4, batch_first=True, bidirectional=True)
+    reference = nn.LSTM(3, 4, batch_first=True, bidirectional=True)
+    reference.load_state_dict(lstm.state_dict())  # strict: the same keys and shapes
+    x, state = torch.randn(2, 6, 3), (torch.randn(2, 2, 4), torch.randn(2, 2, 4))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h, c) = lstm.forward_fp32(x.bfloat16(), tuple(t.bfloat16() for t in state))
+        autocast_out, _ = lstm(x)  # not CUDA: the autocast's own bf16 LSTM
+    assert (out.dtype, h.dtype, autocast_out.dtype) == (torch.float32,) * 2 + (torch.bfloat16,)
+    expected, (h_ref, c_ref) = reference(
+        x.bfloat16().float(), tuple(t.bfloat16().float() for t in state)
+    )
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close((h, c), (h_ref, c_ref))
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in lstm.parameters())
 
 
 def _stateful() -> StatefulWindowLSTM:

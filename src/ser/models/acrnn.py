@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ser.models.base import Baseline
 from ser.models.blocks import (
+    LSTM,
     Activation,
     AttentionPooling,
     Dense,
@@ -84,7 +85,7 @@ class ACRNN(Baseline):
             after=linear_after,
             negative_slope=negative_slope,
         )
-        self.lstm = nn.LSTM(linear_dim, lstm_hidden, batch_first=True, bidirectional=True)
+        self.lstm = LSTM(linear_dim, lstm_hidden, batch_first=True, bidirectional=True)
         self.pooling = AttentionPooling(
             2 * lstm_hidden, attention_dim=attention_dim, activation=attention_activation
         )

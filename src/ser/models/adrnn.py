@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ser.models.base import Baseline
 from ser.models.blocks import (
+    LSTM,
     Activation,
     AttentionPooling,
     Dense,
@@ -90,7 +91,7 @@ class ADRNN(Baseline):
             after=linear_after,
             negative_slope=negative_slope,
         )
-        self.lstm = nn.LSTM(linear_dim, lstm_hidden, batch_first=True, bidirectional=True)
+        self.lstm = LSTM(linear_dim, lstm_hidden, batch_first=True, bidirectional=True)
         self.pooling = AttentionPooling(
             2 * lstm_hidden, attention_dim=attention_dim, activation=attention_activation
         )

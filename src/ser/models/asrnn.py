@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ser.models.base import Baseline
 from ser.models.blocks import (
+    LSTM,
     Activation,
     AttentionPooling,
     Dense,
@@ -91,7 +92,7 @@ class ASRNN(Baseline):
             attention_dim=attention_dim,
             activation=attention_activation,
         )
-        self.sequence_lstm = nn.LSTM(
+        self.sequence_lstm = LSTM(
             self.window_encoder.output_size, sequence_hidden, batch_first=True
         )
         self.head = Dense(

@@ -272,6 +272,49 @@ class Dense(nn.Module):
         return f"after={self.steps}"
 
 
+def lstm_needs_fp32(device_type: str, *, autocast: bool, dtype: torch.dtype) -> bool:
+    """Whether an LSTM must leave autocast to run in ``dtype``'s range on ``device_type``.
+
+    PyTorch's autocast wrapper for cuDNN RNNs casts them to float16 whatever the autocast
+    dtype (aten/src/ATen/cudnn/AutocastRNN.cpp), and ``bf16-mixed`` scales no loss, so small
+    LSTM gradients could flush to zero. The CPU runs bf16 LSTMs in bf16, and ``16-mixed``
+    has its loss scaler.
+
+    Example:
+        >>> lstm_needs_fp32("cuda", autocast=True, dtype=torch.bfloat16)
+        True
+        >>> lstm_needs_fp32("cuda", autocast=True, dtype=torch.float16)
+        False
+        >>> lstm_needs_fp32("cpu", autocast=True, dtype=torch.bfloat16)
+        False
+    """
+    return device_type == "cuda" and autocast and dtype == torch.bfloat16
+
+
+class LSTM(nn.LSTM):
+    """:class:`torch.nn.LSTM` that runs in float32 where autocast would make it float16
+    under a bf16 precision (:func:`lstm_needs_fp32`: CUDA's ``bf16-mixed``); the same
+    module, parameters and state-dict keys otherwise."""
+
+    def forward(
+        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """:meth:`torch.nn.LSTM.forward`, in float32 where :func:`lstm_needs_fp32`."""
+        device = input.device.type
+        autocast = torch.is_autocast_enabled(device)
+        if lstm_needs_fp32(device, autocast=autocast, dtype=torch.get_autocast_dtype(device)):
+            return self.forward_fp32(input, hx)
+        return super().forward(input, hx)
+
+    def forward_fp32(
+        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The forward pass with autocast off and float32 input and state."""
+        with torch.autocast(input.device.type, enabled=False):
+            state = None if hx is None else (hx[0].float(), hx[1].float())
+            return super().forward(input.float(), state)
+
+
 class StatefulWindowLSTM(nn.Module):
     """ADSRNN's sliding (Bi)LSTM: consecutive windows with the state carried between them.
 
@@ -297,7 +340,7 @@ class StatefulWindowLSTM(nn.Module):
         super().__init__()
         self.windows = windows
         self.window_frames = window_frames
-        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+        self.lstm = LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
         self.output_size = hidden_size * (2 if bidirectional else 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -337,7 +380,7 @@ class OverlappingWindowLSTM(nn.Module):
             raise ValueError(f"window and shift must be positive, got {window}, {shift}")
         self.window = window
         self.shift = shift
-        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+        self.lstm = LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
         self.output_size = hidden_size * (2 if bidirectional else 1)
 
     def num_windows(self, n_frames: int) -> int:
