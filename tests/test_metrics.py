@@ -5,7 +5,14 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 
-from ser.metrics import NonFiniteOutputError, UtteranceMetrics, accuracy, combine_segments, uar
+from ser.metrics import (
+    NonFiniteOutputError,
+    SegmentUAR,
+    UtteranceMetrics,
+    accuracy,
+    combine_segments,
+    uar,
+)
 
 
 def test_combine_max_and_mean_against_hand_computed_example():
@@ -103,3 +110,18 @@ def test_non_finite_probabilities_are_refused_not_scored(value):
     metric.update(torch.tensor([0, 1, 2]), torch.tensor([[0.9, 0.1], [value, 0.6], [0.3, 0.7]]))
     with pytest.raises(NonFiniteOutputError, match="1 of 3 segments"):
         metric.compute()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_segment_uar_over_several_steps_matches_sklearn(seed):
+    generator = torch.Generator().manual_seed(seed)
+    metric = SegmentUAR(num_classes=5)
+    scores = torch.randn(60, 5, generator=generator)
+    target = torch.randint(0, 4, (60,), generator=generator)  # class 4 never occurs
+    for rows in torch.arange(60).split(16):  # batches of 16, 16, 16, 12
+        metric.update(scores[rows], target[rows])
+    expected = recall_score(target, scores.argmax(1), labels=range(4), average="macro")
+    assert metric.compute().item() == pytest.approx(expected)
+    assert metric.confusion.sum().item() == 60
+    metric.reset()
+    assert metric.confusion.sum().item() == 0

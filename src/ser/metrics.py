@@ -14,6 +14,7 @@ stays empty, so no utterance is counted twice or lost.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.classification import multiclass_confusion_matrix
@@ -65,6 +66,39 @@ def uar(confusion: Tensor) -> Tensor:
 def accuracy(confusion: Tensor) -> Tensor:
     """Weighted accuracy (plain accuracy)."""
     return confusion.diagonal().sum() / confusion.sum().clamp_min(1)
+
+
+class SegmentUAR(Metric):
+    """UAR of segment predictions accumulated over steps (the training split's diagnosis).
+
+    The confusion matrix is counted with a one-hot sum: torch.bincount (which torchmetrics'
+    confusion and accuracy use) reads its maximum back to the host on CUDA, a sync per step.
+
+    Example:
+        >>> metric = SegmentUAR(num_classes=3)
+        >>> metric.update(torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1]]), torch.tensor([0, 0]))
+        >>> metric.update(torch.tensor([[0.1, 0.8, 0.1]]), torch.tensor([1]))
+        >>> metric.compute()  # class 0: 1 of 2, class 1: 1 of 1, class 2: absent
+        tensor(0.7500)
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, *, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.add_state("confusion", torch.zeros(num_classes, num_classes, dtype=torch.long), "sum")
+
+    def update(self, scores: Tensor, target: Tensor) -> None:
+        """Count segments with class scores ``(B, C)`` and true classes ``target`` ``(B,)``."""
+        cells = target * self.num_classes + scores.argmax(dim=1)
+        counts = F.one_hot(cells, self.num_classes**2).sum(dim=0)
+        self.confusion += counts.view(self.num_classes, self.num_classes)
+
+    def compute(self) -> Tensor:
+        """UAR over the classes present in the targets so far."""
+        return uar(self.confusion)
 
 
 class UtteranceMetrics(Metric):

@@ -31,13 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MaxMetric
-from torchmetrics.classification import MulticlassAccuracy
 
 from ser.augment import Augmentations
 from ser.checkpoint import FORMAT, factory_node, read
 from ser.errors import ConfigError
 from ser.losses import CenterLoss, smooth_labels, soft_nll_loss
-from ser.metrics import COMBINE, UtteranceMetrics
+from ser.metrics import COMBINE, SegmentUAR, UtteranceMetrics
 from ser.models.blocks import NetOptionError
 
 NetFactory = Callable[..., nn.Module]
@@ -186,10 +185,7 @@ class SERModule(L.LightningModule):
                 "label_smoothing": self.label_smoothing,
             }
         )
-        # validate_args=False: no torch.unique (a host sync) on the targets every step
-        self.train_acc = MulticlassAccuracy(
-            num_classes=len(self.class_names), average="macro", validate_args=False
-        )
+        self.train_uar = SegmentUAR(num_classes=len(self.class_names))
         self.val_uar_best = MaxMetric()
         self.register_buffer("class_weights", None, persistent=False)
         self.val_metrics: UtteranceMetrics | None = None
@@ -269,7 +265,7 @@ class SERModule(L.LightningModule):
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.loss_guard.update(loss, step=self.global_step, lr=lr)
         # after mixup: the class with the larger share of each mixed segment
-        self.train_acc.update(log_probs, target.argmax(dim=1) if target.ndim == 2 else y)
+        self.train_uar.update(log_probs, target.argmax(dim=1) if target.ndim == 2 else y)
         batch_size = len(y)
         # Not on the progress bar: showing it would copy it to the host every step.
         self.log("train/loss", loss, on_step=True, batch_size=batch_size)
@@ -277,7 +273,7 @@ class SERModule(L.LightningModule):
             "train/nll", nll, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size
         )
         self.log(
-            "train/seg_uar", self.train_acc, on_step=False, on_epoch=True, batch_size=batch_size
+            "train/seg_uar", self.train_uar, on_step=False, on_epoch=True, batch_size=batch_size
         )
         return loss
 
