@@ -228,17 +228,30 @@ def test_predict_refuses_a_batch_size_below_1(tmp_path, capsys):
 class OutOfMemoryAtStep(L.Callback):
     """What CUDA raises when a batch does not fit (no GPU here: the error itself is raised)."""
 
+    def __init__(self, error: str = "allocator") -> None:
+        self.error = error
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if self.error == "allocator":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")  # a workspace allocation
 
 
-def test_out_of_gpu_memory_is_one_line_naming_the_settings_to_lower(compose_config, capsys):
+@pytest.mark.parametrize(
+    ("error", "first_line"),
+    [("allocator", "CUDA out of memory. Tried to allocate"),
+     ("cudnn", "cuDNN error: CUDNN_STATUS_ALLOC_FAILED")],
+)  # fmt: skip
+def test_out_of_gpu_memory_is_one_line_naming_the_settings_to_lower(
+    compose_config, capsys, error, first_line
+):
     from ser.task import train
 
     cfg = compose_config(
-        ["model=asrnn", "debug=fast", f"+callbacks.oom._target_={__name__}.OutOfMemoryAtStep"]
-    )
+        ["model=asrnn", "debug=fast", f"+callbacks.oom._target_={__name__}.OutOfMemoryAtStep",
+         f"+callbacks.oom.error={error}"]
+    )  # fmt: skip
     (line,) = exit_message(train, cfg, capsys=capsys)
-    assert line.startswith("error: out of GPU memory (CUDA out of memory. Tried to allocate")
+    assert line.startswith(f"error: out of GPU memory ({first_line}")
     for setting in ("datamodule.batch_size (now 8)", "width=small", "runs_per_gpu"):
         assert setting in line

@@ -244,13 +244,36 @@ def claim_checkpoints(cfg: DictConfig) -> None:
     write_json_atomic(output_dir / CHECKPOINTS_OWNER, {"config_hash": config_hash(cfg)})
 
 
+#: how cuDNN, cuBLAS and the CUDA runtime report an allocation that failed: as a plain
+#: RuntimeError, not as the caching allocator's torch.OutOfMemoryError
+OUT_OF_MEMORY_MARKS = (
+    "CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED", "CUDA error: out of memory",
+)  # fmt: skip
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says the GPU ran out of memory.
+
+    Example:
+        >>> is_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"))
+        True
+        >>> is_out_of_memory(RuntimeError("CUDA error: an illegal memory access"))
+        False
+    """
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and any(mark in str(err) for mark in OUT_OF_MEMORY_MARKS)
+
+
 @contextmanager
 def out_of_memory_advice(cfg: DictConfig) -> Iterator[None]:
-    """Turn CUDA's out-of-memory error into one :class:`~ser.errors.OutOfMemoryError` that
-    names the settings to lower."""
+    """Turn CUDA's out-of-memory errors (the allocator's, cuDNN's, cuBLAS's) into one
+    :class:`~ser.errors.OutOfMemoryError` that names the settings to lower."""
     try:
         yield
-    except torch.OutOfMemoryError as err:
+    except RuntimeError as err:
+        if isinstance(err, OutOfMemoryError) or not is_out_of_memory(err):
+            raise
         first_line = (str(err).strip().splitlines() or ["CUDA out of memory"])[0]
         raise OutOfMemoryError(
             f"out of GPU memory ({first_line}). Lower datamodule.batch_size (now "
