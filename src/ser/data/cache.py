@@ -9,6 +9,10 @@ time (an edited audio file is recomputed). A file that failed to load is remembe
 ``.bad`` text file holding the reason. Every file is written to a temporary name in the same
 folder and renamed into place, so readers never see a partial file.
 
+Several processes filling the same cache at once (a parallel sweep starting cold) share the
+work without locks: each extracts the missing utterances in its own random order and checks
+again, just before extracting one, whether another process has stored it meanwhile.
+
 A damaged entry (a truncated file after a full disk, a writer killed on a network filesystem,
 values that are not finite) is logged, deleted and recomputed, never trusted: :meth:`fill`
 checks each entry's ``.npy`` header against its file size, :meth:`load` every value read.
@@ -23,6 +27,7 @@ import logging
 import math
 import os
 import pickle
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +53,8 @@ class FillReport:
     computed: int = 0
     cached: int = 0
     #: damaged entries deleted and recomputed in this pass (each one also counts in
-    #: ``computed``, or in ``bad`` if its audio failed this time)
+    #: ``computed``, in ``bad`` if its audio failed this time, or in ``cached`` if another
+    #: process stored it again meanwhile)
     recomputed: int = 0
     bad: dict[str, str] = field(default_factory=dict)  # utterance id -> reason
 
@@ -119,7 +125,9 @@ class FeatureCache:
         An existing entry is checked by its ``.npy`` header alone (3-d float32, file size as
         the header promises): a damaged one is logged, deleted and recomputed in this pass.
         Audio errors are recorded (``.bad`` files) and returned, not raised: the caller
-        decides whether bad files are fatal.
+        decides whether bad files are fatal. The missing entries are computed in a random
+        order, and one that another process stores (or records as bad) in the meantime is
+        taken from it, counted as ``cached`` (or ``bad``), not computed again.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         if not (self.directory / "meta.json").exists():
@@ -127,25 +135,33 @@ class FeatureCache:
                 self.directory / "meta.json", json.dumps(self.meta, indent=2).encode()
             )
         report = FillReport()
-        todo = []
+        todo = []  # (utterance, its entry, whether a damaged entry of it was deleted)
         for utterance in utterances:
             target = self.path_for(utterance)
-            if target.exists():
-                problem = _entry_problem(target)
-                if problem is None:
-                    report.cached += 1
-                    continue
-                _discard(utterance, target, problem)
+            state = _state(utterance, target, report)
+            if state == "damaged":
                 report.recomputed += 1
-                todo.append((utterance, target))
-            elif target.with_suffix(".bad").exists():
-                report.bad[utterance.id] = target.with_suffix(".bad").read_text()
-            else:
-                todo.append((utterance, target))
+            if state != "done":
+                todo.append((utterance, target, state == "damaged"))
+        # Processes filling this cache at once (the workers of a parallel sweep on a cold
+        # cache) all find the same entries missing. In the same order they would all extract
+        # every utterance, in lock-step; each in its own random order, with the check below,
+        # they rarely meet on one, so N of them extract about 1/N of the corpus each. (A
+        # rotation by an offset would not do: consecutive process ids give adjacent offsets,
+        # and once one process reaches the part that the next one has done it skips ahead to
+        # that process's current utterance and walks with it from then on.) A private
+        # generator, seeded by the system: the global random state stays as it is.
+        random.Random().shuffle(todo)
         bar = tqdm(
             todo, desc=f"features -> {self.directory}", unit="utt", disable=not (progress and todo)
         )
-        for utterance, target in bar:
+        for utterance, target, deleted in bar:
+            # stored (or found unreadable) by another process since the scan: take it
+            state = _state(utterance, target, report)
+            if state == "done":
+                continue
+            if state == "damaged" and not deleted:  # counted once per utterance
+                report.recomputed += 1
             try:
                 features = extract(utterance)
             except AudioError as err:
@@ -197,6 +213,29 @@ class FeatureCache:
                     array = _replace_damaged(utterance, path, problem, extract)
             features.append(torch.from_numpy(array))
         return features
+
+
+def _state(utterance: Utterance, target: Path, report: FillReport) -> str:
+    """Whether ``utterance`` still needs extracting into its entry ``target``.
+
+    ``"done"``: a sound entry (counted in ``report.cached``) or a ``.bad`` record (put in
+    ``report.bad``) exists; ``"damaged"``: a damaged entry existed, logged and deleted
+    (:func:`_discard`); ``"missing"``: there is nothing. Entries are written atomically, so
+    the ``.npy`` header check (:func:`_entry_problem`) is enough for one that another
+    process has just written, as for any other.
+    """
+    if target.exists():
+        problem = _entry_problem(target)
+        if problem is None:
+            report.cached += 1
+            return "done"
+        _discard(utterance, target, problem)
+        return "damaged"
+    bad = target.with_suffix(".bad")
+    if bad.exists():
+        report.bad[utterance.id] = bad.read_text()
+        return "done"
+    return "missing"
 
 
 def _discard(utterance: Utterance, path: Path, problem: str) -> None:
