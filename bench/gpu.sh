@@ -4,20 +4,23 @@
 # each timed (README "Hardware"). Here first: bash bench/gpu_bundle.sh. There:
 #   bash bench/gpu.sh               (with .gpu/ copied along; results in $OUT)
 # Wheels from .gpu/whl are installed (into $GPU_WORK/site) only where packages are missing.
-# Time boxes in seconds: THROUGHPUT_S (90), EMODB_S (180), IEMOCAP_S (120). A sweep stopped
-# by its box records the runs and training steps it finished. At most 8 files land in $OUT
-# (default bench/out):
+# Time boxes in seconds: THROUGHPUT_S (90), SYNC_S (60), EMODB_S (180), IEMOCAP_S (120).
+# A sweep stopped by its box records the runs and training steps it finished. At most 8
+# files land in $OUT (default bench/out):
 #   env.txt            date, nvidia-smi, versions
 #   throughput.json    bench/throughput.py rows: --devices cuda cpu, --dtypes fp32 bf16
 #   emodb.json         the 4 models x 10 folds Emo-DB sweep (experiment=emodb_4class), timed
 #   emodb_summary.md   its summary, when it finished
+#   syncs.json         host syncs per training step of one ADSRNN run (bench/sync_check.py)
 #   iemocap.json       the IEMOCAP-improvised-sized sweep (bench/synthetic_iemocap.py), timed
 #   gpu.log            everything printed
 # Options (environment): PYTHON (python3), GPU_WORK (/tmp/ser-gpu), EMODB_ARGS and
 # IEMOCAP_ARGS (more sweep.py overrides), IEMOCAP_SCALE (corpus size, 1.0), THROUGHPUT_ARGS
-# (more bench/throughput.py options). To try it on a CPU:
+# (more bench/throughput.py options), SYNC_ARGS (train.py overrides instead of model=adsrnn
+# trainer.max_steps=30). To try it on a CPU:
 #   EMODB_ARGS="debug=fast model=asrnn fold=0" IEMOCAP_ARGS="debug=fast model=asrnn fold=0" \
-#   IEMOCAP_SCALE=0.02 THROUGHPUT_ARGS="--models asrnn@small" OUT=/tmp/gpu-try bash bench/gpu.sh
+#   SYNC_ARGS="debug=fast model=asrnn" IEMOCAP_SCALE=0.02 THROUGHPUT_ARGS="--models asrnn@small" \
+#   OUT=/tmp/gpu-try bash bench/gpu.sh
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out}
@@ -25,7 +28,7 @@ WORK=${GPU_WORK:-/tmp/ser-gpu}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT" "$WORK"
 # timings need empty sweep folders and a cold feature cache, also on a second call
-rm -rf "$WORK/sweeps" "$WORK/cache"
+rm -rf "$WORK/sweeps" "$WORK/cache" "$WORK/sync-cache"
 exec > >(tee -a "$OUT/gpu.log") 2>&1
 needed="import hydra, omegaconf, soundfile, submitit, cloudpickle"
 if ! $PY -c "$needed" 2>/dev/null; then
@@ -44,9 +47,17 @@ quiet="logger=csv datamodule.progress=false print_config=false"
 {
   date -u
   nvidia-smi || echo "nvidia-smi: not available"
+  nvidia-smi --query-gpu=compute_mode --format=csv 2>/dev/null
   $PY -c "import torch, lightning, hydra; print('torch', torch.__version__, 'lightning',
 lightning.__version__, 'hydra', hydra.__version__, 'GPU',
 torch.cuda.is_available() and torch.cuda.get_device_name(0))"
+  # the dtype an LSTM runs in under CUDA's bf16 autocast: nn.LSTM's (cuDNN's cast) and ser's
+  $PY -c "import torch; from ser.models.blocks import LSTM
+if torch.cuda.is_available():
+    x = torch.randn(2, 5, 8, device='cuda')
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        print('LSTM under bf16 autocast: nn.LSTM', torch.nn.LSTM(8, 4).cuda()(x)[0].dtype,
+              'ser LSTM', LSTM(8, 4).cuda()(x)[0].dtype)"
   echo "CPU cores: $(nproc)"
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
@@ -57,6 +68,11 @@ $PY -c "import torch, sys; sys.exit(not torch.cuda.is_available())" && devices="
 timeout -k 15 "${THROUGHPUT_S:-90}" $PY bench/throughput.py --devices $devices \
   --dtypes fp32 bf16 --warmup 1 --steps 3 --keep-freed-memory --json "$OUT/throughput.json" \
   ${THROUGHPUT_ARGS:-}
+
+echo "== host syncs in ADSRNN's training steps (box ${SYNC_S:-60} s)"
+# a cache of its own: the Emo-DB sweep below starts from a cold one
+SER_CACHE_DIR=$WORK/sync-cache timeout -k 15 "${SYNC_S:-60}" $PY bench/sync_check.py \
+  --json "$OUT/syncs.json" -- ${SYNC_ARGS:-model=adsrnn trainer.max_steps=30} $quiet
 
 echo "== Emo-DB, 4 models x 10 folds, SEED.md widths and schedule (box ${EMODB_S:-180} s)"
 $PY bench/sweep_timing.py --name emodb-seed-schedule --sweep-dir "$WORK/sweeps/emodb" \
