@@ -17,6 +17,10 @@ SMALL_ASRNN = {"conv_channels": [4, 4, 4], "linear_dim": 8, "window_hidden": 4,
                "sequence_hidden": 8, "fc_dim": 8}  # fmt: skip
 
 
+SMALL_ADRNN = {"conv_channels": 4, "dilated_channels": [4, 4, 8], "linear_dim": 8,
+               "lstm_hidden": 4, "fc_dim": 8}  # fmt: skip
+
+
 def module(**kwargs) -> SERModule:
     defaults = {
         "name": "asrnn",
@@ -56,11 +60,9 @@ def test_class_weights_and_mse_term(batch):
 
 def test_center_loss_uses_the_embedding_and_its_own_learning_rate(batch):
     x, y = batch
-    small_adrnn = {"conv_channels": 4, "dilated_channels": [4, 4, 8], "linear_dim": 8,
-                   "lstm_hidden": 4, "fc_dim": 8}  # fmt: skip
     m = module(
         name="adrnn",
-        net=functools.partial(ADRNN, **small_adrnn),
+        net=functools.partial(ADRNN, **SMALL_ADRNN),
         center_loss=functools.partial(CenterLoss, weight=0.5, lr=0.25),
     ).eval()
     assert m.center_loss.centers.shape == (4, 8)
@@ -98,11 +100,9 @@ def test_label_smoothing_smooths_the_nll_only(batch):
 
 def test_mixed_targets_train_every_term_on_the_class_shares(batch):
     x, y = batch
-    small_adrnn = {"conv_channels": 4, "dilated_channels": [4, 4, 8], "linear_dim": 8,
-                   "lstm_hidden": 4, "fc_dim": 8}  # fmt: skip
     m = module(
         name="adrnn",
-        net=functools.partial(ADRNN, **small_adrnn),
+        net=functools.partial(ADRNN, **SMALL_ADRNN),
         center_loss=functools.partial(CenterLoss, weight=0.5),
         mse_weight=0.01,
     ).eval()
@@ -133,3 +133,19 @@ def test_a_compiled_network_keeps_its_outputs_and_checkpoint_keys(batch):
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), eager(x))
     eager.load_state_dict(compiled.state_dict())  # a compiled run's checkpoint loads eagerly
+
+
+def test_with_a_center_loss_the_training_step_s_network_calls_are_compiled(batch):
+    """ADRNN's center loss reads the embedding: the step calls embed and classify, which
+    compile=true compiles too (compiling the network alone would leave them eager)."""
+    x, y = batch
+    kwargs = {"name": "adrnn", "net": functools.partial(ADRNN, **SMALL_ADRNN),
+              "center_loss": functools.partial(CenterLoss, weight=0.5, lr=0.25)}  # fmt: skip
+    torch.manual_seed(0)
+    eager = module(**kwargs).eval()
+    torch.manual_seed(0)
+    compiled = module(**kwargs, compile_net={"backend": "eager"}).eval()
+    compiled.configure_model()
+    assert compiled.embed_and_classify._torchdynamo_orig_callable is not None
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    torch.testing.assert_close(compiled.compute_loss(x, y), eager.compute_loss(x, y))

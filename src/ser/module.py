@@ -202,6 +202,8 @@ class SERModule(L.LightningModule):
         if self.compile_net and not getattr(self.net, "_compiled_call_impl", None):
             options = dict(self.compile_net) if isinstance(self.compile_net, Mapping) else {}
             self.net.compile(**options)
+            # with a center loss the training step calls embed and classify, not the network
+            self.embed_and_classify = torch.compile(self.embed_and_classify, **options)
 
     def setup(self, stage: str) -> None:
         """Take the fold's class weights and split tables from the data."""
@@ -229,14 +231,19 @@ class SERModule(L.LightningModule):
         return self.net(x)
 
     # ------------------------------------------------------------------ training
+    def embed_and_classify(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The network's embedding of ``x`` and its log-probabilities (for a center loss)."""
+        embedding = self.net.embed(x)
+        return embedding, self.net.classify(embedding)
+
     def compute_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(loss, nll, log_probs)`` of a training batch (all terms of the objective).
 
         ``y`` holds class indices ``(B,)`` or, after mixup, class distributions ``(B, C)``.
         """
         if self.center_loss is not None:
-            embedding = self.net.embed(x)
-            log_probs = self.net.classify(embedding).float()
+            embedding, log_probs = self.embed_and_classify(x)
+            log_probs = log_probs.float()
         else:
             log_probs = self.net(x).float()
         hard = y.ndim == 1
