@@ -4,7 +4,7 @@
 # each timed (README "Hardware"). Here first: bash bench/gpu_bundle.sh. There:
 #   bash bench/gpu.sh               (with .gpu/ copied along; results in $OUT)
 # Wheels from .gpu/whl are installed (into $GPU_WORK/site) only where packages are missing.
-# Time boxes in seconds: THROUGHPUT_S (90), SYNC_S (60), EMODB_S (180), IEMOCAP_S (120).
+# Time boxes in seconds: THROUGHPUT_S (90), SYNC_S (45), EMODB_S (180), IEMOCAP_S (120).
 # A sweep stopped by its box records the runs and training steps it finished. At most 8
 # files land in $OUT (default bench/out):
 #   env.txt            date, nvidia-smi, versions
@@ -69,9 +69,9 @@ timeout -k 15 "${THROUGHPUT_S:-90}" $PY bench/throughput.py --devices $devices \
   --dtypes fp32 bf16 --warmup 1 --steps 3 --keep-freed-memory --json "$OUT/throughput.json" \
   ${THROUGHPUT_ARGS:-}
 
-echo "== host syncs in ADSRNN's training steps (box ${SYNC_S:-60} s)"
+echo "== host syncs in ADSRNN's training steps (box ${SYNC_S:-45} s)"
 # a cache of its own: the Emo-DB sweep below starts from a cold one
-SER_CACHE_DIR=$WORK/sync-cache timeout -k 15 "${SYNC_S:-60}" $PY bench/sync_check.py \
+SER_CACHE_DIR=$WORK/sync-cache timeout -k 15 "${SYNC_S:-45}" $PY bench/sync_check.py \
   --json "$OUT/syncs.json" -- ${SYNC_ARGS:-model=adsrnn trainer.max_steps=30} $quiet
 
 echo "== Emo-DB, 4 models x 10 folds, SEED.md widths and schedule (box ${EMODB_S:-180} s)"
