@@ -33,6 +33,7 @@ def fill(cache_dir: str, queue: Any) -> None:
 
 
 def main() -> None:
+    """Start the processes together and print what each computed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--processes", type=int, default=4)
     args = parser.parse_args()
@@ -44,7 +45,7 @@ def main() -> None:
         ]
         for process in processes:
             process.start()
-        results = [queue.get() for _ in processes]
+        results = [queue.get(timeout=600) for _ in processes]  # a failed one printed why
         for process in processes:
             process.join()
     computed = [count for count, _ in results]

@@ -4,8 +4,9 @@ CUDA's sync debug mode (``torch.cuda.set_sync_debug_mode("warn")``) warns at eve
 that makes the host wait for the GPU: ``.item()``, ``bool(tensor)``, ``torch.bincount``,
 boolean-mask indexing, a copy to the host. :class:`SyncCheck`, a Lightning callback, turns
 it on from a training batch's start to its end (forward, loss, backward, optimiser step,
-the step's own logging) after ``skip_steps`` warm-up steps, and writes the warnings it saw,
-counted per file and line, to ``out`` (JSON). This runs ``python train.py`` with it:
+``self.log``; not the logger's writes, which come after) after ``skip_steps`` warm-up
+steps, and writes the warnings it saw, counted per file and line, to ``out`` (JSON).
+This runs ``python train.py`` with it:
 
     python bench/sync_check.py --json OUT/syncs.json -- model=adsrnn trainer.max_steps=30
 
@@ -78,13 +79,22 @@ class SyncCheck(L.Callback):
 
     def on_train_batch_end(self, *args: Any) -> None:
         """Stop recording and keep what this step warned."""
+        if self._stop():
+            self.records.extend(self._caught)
+            self.steps += 1
+
+    def on_exception(self, *args: Any) -> None:
+        """Stop recording: a failed step leaves neither the mode nor the warnings filter on."""
+        self._stop()
+
+    def _stop(self) -> bool:
+        """Turn the sync debug mode and the warnings capture off; whether they were on."""
         if self._catcher is None:
-            return
+            return False
         torch.cuda.set_sync_debug_mode("default")
         self._catcher.__exit__(None, None, None)
         self._catcher = None
-        self.records.extend(self._caught)
-        self.steps += 1
+        return True
 
     def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
         """Write the counts (also when nothing was checked, saying why)."""

@@ -2,6 +2,7 @@
 factory record."""
 
 import functools
+import pickle
 
 import pytest
 import torch
@@ -149,3 +150,5 @@ def test_with_a_center_loss_the_training_step_s_network_calls_are_compiled(batch
     assert compiled.embed_and_classify._torchdynamo_orig_callable is not None
     assert list(compiled.state_dict()) == list(eager.state_dict())
     torch.testing.assert_close(compiled.compute_loss(x, y), eager.compute_loss(x, y))
+    copy = pickle.loads(pickle.dumps(compiled))  # as deepcopy: calls on the copy's own net
+    assert copy.embed_and_classify.__self__ is copy

@@ -202,8 +202,15 @@ class SERModule(L.LightningModule):
         if self.compile_net and not getattr(self.net, "_compiled_call_impl", None):
             options = dict(self.compile_net) if isinstance(self.compile_net, Mapping) else {}
             self.net.compile(**options)
-            # with a center loss the training step calls embed and classify, not the network
-            self.embed_and_classify = torch.compile(self.embed_and_classify, **options)
+            if self.center_loss is not None:  # the training step calls embed and classify
+                self.embed_and_classify = torch.compile(self.embed_and_classify, **options)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Without the compiled ``embed_and_classify``: it is bound to this instance, so a
+        copy would train this module's network (and it does not pickle)."""
+        state = super().__getstate__()
+        state.pop("embed_and_classify", None)
+        return state
 
     def setup(self, stage: str) -> None:
         """Take the fold's class weights and split tables from the data."""

@@ -262,7 +262,7 @@ def test_concurrent_writers(emodb_root, tmp_path):
                 WORKER,
                 str(cache_root),
                 str(go),
-                json.dumps(names if i % 2 == 0 else names[::-1]),
+                json.dumps(names),
                 str(emodb_root / "wav"),
                 str(tmp_path / f"ready{i}"),
             ],
@@ -356,17 +356,17 @@ def test_cache_files_get_the_permissions_of_ordinary_files(wavs, tmp_path):
 
 
 def test_a_refused_read_is_reported_but_retried_next_time(wavs, tmp_path):
-    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs, NAMES[:2])
+    cache, utts = make_cache(tmp_path / "cache"), utterances(wavs, NAMES)
 
     def refused_once(utterance):
         raise AudioError(f"{utterance.path}: cannot read audio (System error)", permanent=False)
 
     report = cache.fill(utts, refused_once, progress=False)
-    assert sorted(report.bad) == sorted(NAMES[:2])
+    assert list(report.bad) == NAMES  # the corpus's order (errors quote the first few)
     assert not list(cache.directory.glob("*.bad"))
     extract = CountingExtract()
-    assert cache.fill(utts, extract, progress=False).computed == 2
-    assert sorted(extract.calls) == NAMES[:2]
+    assert cache.fill(utts, extract, progress=False).computed == len(NAMES)
+    assert sorted(extract.calls) == sorted(NAMES)
 
 
 # ----------------------------------------------------------------------------- damaged entries

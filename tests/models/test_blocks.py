@@ -168,6 +168,21 @@ def test_lstm_in_fp32_is_nn_lstm_in_fp32_under_a_bf16_autocast() -> None:
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in lstm.parameters())
 
 
+def test_lstm_asks_about_its_device_s_autocast_and_takes_the_fp32_path_when_told(monkeypatch):
+    asked = []
+
+    def needs_fp32(device_type, *, autocast, dtype):
+        asked.append((device_type, autocast, dtype))
+        return True  # as lstm_needs_fp32 answers for CUDA under bf16
+
+    monkeypatch.setattr("ser.models.blocks.lstm_needs_fp32", needs_fp32)
+    lstm = LSTM(3, 4, batch_first=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = lstm(torch.randn(2, 6, 3))
+    assert asked == [("cpu", True, torch.bfloat16)]
+    assert out.dtype == torch.float32
+
+
 def _stateful() -> StatefulWindowLSTM:
     torch.manual_seed(0)
     return StatefulWindowLSTM(3, 4, windows=3, window_frames=5)

@@ -177,6 +177,8 @@ class FeatureCache:
                 self.directory, report.computed, report.cached, report.recomputed,
                 len(report.bad),
             )  # fmt: skip
+        # in the corpus's order, not the random one: errors quote the first few
+        report.bad = {u.id: report.bad[u.id] for u in utterances if u.id in report.bad}
         return report
 
     def load(

@@ -294,7 +294,7 @@ def lstm_needs_fp32(device_type: str, *, autocast: bool, dtype: torch.dtype) -> 
 class LSTM(nn.LSTM):
     """:class:`torch.nn.LSTM` that runs in float32 where autocast would make it float16
     under a bf16 precision (:func:`lstm_needs_fp32`: CUDA's ``bf16-mixed``); the same
-    module, parameters and state-dict keys otherwise."""
+    module, parameters and state-dict keys otherwise. Input is a tensor (no PackedSequence)."""
 
     def forward(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
