@@ -48,7 +48,6 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 from tqdm import tqdm
 
 from ser.config import CONFIG_DIR, check_choices_or_exit, exit_on_user_error, require_complete
@@ -60,7 +59,7 @@ from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
 from ser.errors import AudioError, ConfigError, CorpusError, require_batch_size
 from ser.inference import Predictor
 from ser.io import write_json_atomic
-from ser.metrics import accuracy, recall_per_class, uar
+from ser.metrics import accuracy, confusion_matrix, recall_per_class, uar
 from ser.text import align_table
 
 #: ``norm`` options: the checkpoint's (training) statistics, or the target utterances' own
@@ -209,7 +208,7 @@ def evaluate(
 
     labels = torch.tensor([known.index(u.label) for u in utterances])
     preds = torch.tensor([known.index(p.label) for p in results])
-    confusion = multiclass_confusion_matrix(preds, labels, len(known))
+    confusion = confusion_matrix(preds, labels, len(known))
     recall = recall_per_class(confusion.float()).tolist()
     return {
         "checkpoint": None if predictor.checkpoint is None else str(predictor.checkpoint),

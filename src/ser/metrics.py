@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 COMBINE = ("max", "mean")
 
@@ -52,6 +51,21 @@ def combine_segments(
     return torch.where(total > 0, out / total.clamp_min(1e-12), out)
 
 
+def confusion_matrix(preds: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """Counts ``(C, C)`` of true class (rows) against predicted class (columns).
+
+    A one-hot sum: torch.bincount (torchmetrics' confusion matrix) reads its maximum back to
+    the host on CUDA, a sync at every call.
+
+    Example:
+        >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2)
+        tensor([[1, 1],
+                [0, 1]])
+    """
+    cells = target * num_classes + preds
+    return F.one_hot(cells, num_classes**2).sum(dim=0).view(num_classes, num_classes)
+
+
 def recall_per_class(confusion: Tensor) -> Tensor:
     """Recall of each class from a confusion matrix (rows true); NaN for absent classes."""
     support = confusion.sum(dim=1)
@@ -71,8 +85,7 @@ def accuracy(confusion: Tensor) -> Tensor:
 class SegmentUAR(Metric):
     """UAR of segment predictions accumulated over steps (the training split's diagnosis).
 
-    The confusion matrix is counted with a one-hot sum: torch.bincount (which torchmetrics'
-    confusion and accuracy use) reads its maximum back to the host on CUDA, a sync per step.
+    Counted with :func:`confusion_matrix`: no host sync in the training step.
 
     Example:
         >>> metric = SegmentUAR(num_classes=3)
@@ -92,9 +105,7 @@ class SegmentUAR(Metric):
 
     def update(self, scores: Tensor, target: Tensor) -> None:
         """Count segments with class scores ``(B, C)`` and true classes ``target`` ``(B,)``."""
-        cells = target * self.num_classes + scores.argmax(dim=1)
-        counts = F.one_hot(cells, self.num_classes**2).sum(dim=0)
-        self.confusion += counts.view(self.num_classes, self.num_classes)
+        self.confusion += confusion_matrix(scores.argmax(dim=1), target, self.num_classes)
 
     def compute(self) -> Tensor:
         """UAR over the classes present in the targets so far."""
@@ -158,8 +169,8 @@ class UtteranceMetrics(Metric):
         utterances = covered.nonzero().squeeze(1)
         preds = utt_probs[utterances].argmax(dim=1)
         target = self.labels[utterances]
-        confusion = multiclass_confusion_matrix(preds, target, self.num_classes)
-        seg_confusion = multiclass_confusion_matrix(
+        confusion = confusion_matrix(preds, target, self.num_classes)
+        seg_confusion = confusion_matrix(
             seg_probs.argmax(dim=1), self.labels[seg_utt], self.num_classes
         )
         return {
