@@ -72,12 +72,12 @@ timeout -k 15 "${THROUGHPUT_S:-90}" $PY bench/throughput.py --devices $devices \
 echo "== host syncs in ADSRNN's training steps (box ${SYNC_S:-45} s)"
 # a cache of its own: the Emo-DB sweep below starts from a cold one
 SER_CACHE_DIR=$WORK/sync-cache timeout -k 15 "${SYNC_S:-45}" $PY bench/sync_check.py \
-  --json "$OUT/syncs.json" -- ${SYNC_ARGS:-model=adsrnn trainer.max_steps=30} $quiet
+  --json "$OUT/syncs.json" -- ${SYNC_ARGS:-model=adsrnn trainer.max_steps=30} precision=bf16 $quiet
 
 echo "== Emo-DB, 4 models x 10 folds, SEED.md widths and schedule (box ${EMODB_S:-180} s)"
 $PY bench/sweep_timing.py --name emodb-seed-schedule --sweep-dir "$WORK/sweeps/emodb" \
   --json "$OUT/emodb.json" --timeout "${EMODB_S:-180}" -- \
-  experiment=emodb_4class hydra/launcher=ser_local $quiet ${EMODB_ARGS:-}
+  experiment=emodb_4class precision=bf16 hydra/launcher=ser_local $quiet ${EMODB_ARGS:-}
 [ -f "$WORK/sweeps/emodb/summary.md" ] && cp "$WORK/sweeps/emodb/summary.md" "$OUT/emodb_summary.md"
 
 echo "== IEMOCAP-improvised-sized (synthetic), SEED.md schedule (box ${IEMOCAP_S:-120} s)"
@@ -86,7 +86,7 @@ $PY bench/synthetic_iemocap.py "$WORK/iemocap_synth" ${IEMOCAP_SCALE:+--scale $I
 $PY bench/sweep_timing.py --name iemocap-sized --sweep-dir "$WORK/sweeps/iemocap" \
   --json "$OUT/iemocap.json" --timeout "${IEMOCAP_S:-120}" -- \
   experiment=seed_iemocap data=manifest "data.manifest=$WORK/iemocap_synth/manifest.csv" \
-  hydra/launcher=ser_local $quiet ${IEMOCAP_ARGS:-}
+  precision=bf16 hydra/launcher=ser_local $quiet ${IEMOCAP_ARGS:-}
 ls -l "$OUT"
 exec >&- 2>&-  # let tee write the end of gpu.log before the script returns
 wait

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from hydra_compose import compose_tool
 
 
@@ -12,3 +15,19 @@ def test_each_config_names_its_job_after_its_script():
     for config_name, job_name in [("config", "train"), ("sweep", "sweep")]:
         cfg = compose_tool(config_name, [], return_hydra_config=True)
         assert cfg.hydra.job.name == job_name
+
+
+def test_the_entry_points_and_launcher_plugins_start_without_torch_or_lightning():
+    """Every job of a sweep and every CLI call imports these; Hydra imports the launcher
+    plugins for every Hydra app. torch and Lightning come only with a run that trains."""
+    modules = [
+        "ser.cli", "ser.config", "ser.results", "ser.comparison", "ser.sweep", "ser.identity",
+        "ser.hardware", "hydra_plugins.ser_launcher.launcher", "hydra_plugins.ser_launcher.slurm",
+    ]  # fmt: skip
+    code = (
+        f"import sys; import {', '.join(modules)}; "
+        "print(' '.join(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []

@@ -102,3 +102,20 @@ def test_cli_without_common_models_is_one_error(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"error: {tmp_path / 'empty'}: no <run>/results.json with a test_uar\n"
     )
+
+
+def test_a_comparison_of_runs_on_other_hardware_says_so(tmp_path):
+    for side, precision in (("a", "32-true"), ("b", "bf16-mixed")):
+        for fold in range(2):
+            path = write_run(tmp_path / side, "adsrnn", fold, uar=0.5 + fold / 10)
+            record = json.loads(path.read_text())
+            record["environment"] = {"device_kind": "cpu", "precision": precision}
+            path.write_text(json.dumps(record))
+    [row] = compare_sweeps(tmp_path / "a", tmp_path / "b")
+    assert (row["hardware_a"], row["hardware_b"]) == ("cpu 32-true", "cpu bf16-mixed")
+    text = comparison_markdown([row], ("fp32", "bf16"))
+    assert "| hardware fp32 | hardware bf16 |" in text
+    assert text.splitlines()[2].endswith("| cpu 32-true | cpu bf16-mixed |")
+    assert "differ in precision or device kind" in text
+    same = comparison_markdown([row | {"hardware_b": "cpu 32-true"}], ("x", "y"))
+    assert "hardware x" not in same and "Hardware of every run: cpu 32-true" in same

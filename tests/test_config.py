@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ser.config import CONFIG_DIR, ConfigError, check_choices, cpu_supports_bf16
+from ser.config import CONFIG_DIR, ConfigError, check_choices
 from ser.data.corpora import IEMOCAP, EmoDB, Manifest
 from ser.models import NETWORKS
 from ser.module import SERModule
@@ -185,39 +185,6 @@ def test_unknown_group_option_is_one_clear_error():
     with pytest.raises(ConfigError, match=r"unknown data 'librispeech'.*emodb.*iemocap.*manifest"):
         check_choices(["data=librispeech"])
     check_choices(["model=adsrnn,acrnn", "fold=range(10)", "debug=null", "+seeds=3"])
-
-
-@pytest.mark.parametrize(
-    ("flags", "expected"),
-    [
-        ("fpu avx2 avx512f avx512_bf16 amx_tile", True),
-        ("fpu avx2 amx_bf16 amx_tile", True),
-        ("fpu avx2 avx512f avx512_vnni", False),
-        ("fpu avx2 avx512_bf16x", False),
-    ],
-)
-def test_cpu_bf16_support_is_read_from_the_cpu_flags(tmp_path, flags, expected):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\n")
-    assert cpu_supports_bf16(cpuinfo) is expected
-
-
-def test_cpu_bf16_support_is_false_where_the_flags_are_unknown(tmp_path):
-    assert cpu_supports_bf16(tmp_path / "absent") is False
-
-
-def test_hardware_auto_picks_bf16_on_a_gpu_or_a_bf16_cpu_and_cpu_stays_fp32(compose_config):
-    flags = set()
-    if Path("/proc/cpuinfo").is_file():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags |= set(line.split(":", 1)[1].split())
-    native = torch.cuda.is_available() or bool(flags & {"avx512_bf16", "amx_bf16"})
-    auto = compose_config(["hardware=auto"]).trainer.precision
-    assert auto == ("bf16-mixed" if native else "32-true")
-    assert compose_config(["hardware=cpu"]).trainer.precision == "32-true"
-    fp32 = compose_config(["hardware=auto", "trainer.precision=32-true"]).trainer.precision
-    assert fp32 == "32-true"
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,22 @@ measures, built from the real sweep config, and the fresh process it measures th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
 import pytest
 from hydra_compose import compose_tool
 
-from hydra_plugins.ser_launcher.launcher import StepSpec, auto_runs_per_gpu, step_spec, step_specs
+from hydra_plugins.ser_launcher.launcher import (
+    StepSpec,
+    auto_runs_per_gpu,
+    fresh_processes,
+    step_spec,
+    step_specs,
+    worker_pool,
+)
+from ser.errors import ConfigError
 
 GiB = 2**30
 
@@ -101,3 +110,49 @@ def test_without_a_gpu_the_real_measurement_fails_in_the_child_and_leaves_one_ru
     assert auto_runs_per_gpu([job_config()], gpus_per_job=1) == 1
     (record,) = caplog.records
     assert "measuring a training step failed (RuntimeError: " in record.getMessage()
+
+
+#: set by a job that "breaks" its process, as a fatal CUDA error breaks the CUDA context
+BROKEN: list[int] = []
+
+
+def job(poison: bool) -> tuple[int, bool, str]:
+    """A job in a worker: its process, whether an earlier job broke that process, its GPUs."""
+    if poison:
+        BROKEN.append(os.getpid())
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    return os.getpid(), bool(BROKEN), os.environ["CUDA_VISIBLE_DEVICES"]
+
+
+def run_jobs(slots: list[dict[str, str]], *, fresh: bool, poison_first: bool = False):
+    """Four jobs on ``slots``, one after the other; the outcome of the last three."""
+    with worker_pool(slots, fresh=fresh) as submit:
+        first = submit(job, poison_first)
+        with pytest.raises(RuntimeError) if poison_first else contextlib.nullcontext():
+            first.result()
+        return [submit(job, False).result() for _ in range(3)]
+
+
+GPU_SLOT = {"CUDA_VISIBLE_DEVICES": "0", "OMP_NUM_THREADS": "1"}
+CPU_SLOT = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+
+
+def test_on_a_gpu_a_broken_job_cannot_reach_the_jobs_after_it():
+    assert fresh_processes("auto", [GPU_SLOT])
+    outcomes = run_jobs([GPU_SLOT], fresh=True, poison_first=True)
+    assert len({pid for pid, _, _ in outcomes}) == 3  # a new process for every job
+    assert not any(broken for _, broken, _ in outcomes)
+    assert {gpus for _, _, gpus in outcomes} == {"0"}  # each one in the slot's GPUs
+
+
+def test_on_the_cpu_workers_are_reused_so_jobs_do_not_import_again():
+    assert not fresh_processes("auto", [CPU_SLOT])
+    outcomes = run_jobs([CPU_SLOT], fresh=False, poison_first=True)
+    assert len({pid for pid, _, _ in outcomes}) == 1
+    assert all(broken for _, broken, _ in outcomes)  # what a fresh process per job prevents
+
+
+def test_fresh_process_takes_a_bool_or_auto():
+    assert fresh_processes(True, [CPU_SLOT]) and not fresh_processes(False, [GPU_SLOT])
+    with pytest.raises(ConfigError, match=r"hydra\.launcher\.fresh_process='yes'"):
+        fresh_processes("yes", [CPU_SLOT])

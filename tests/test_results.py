@@ -166,3 +166,33 @@ def test_failures_of_other_settings_are_left_out_with_their_runs():
     newest = fake_failure("adsrnn", 0, protocol="newer") | {"mtime": 2.0}
     dated = [r | {"mtime": 1.0} for r in runs]
     assert latest_protocol(dated, [newest]) == ([], [newest], dated)
+
+
+def on(run: dict, kind: str, precision: str) -> dict:
+    return run | {"environment": {"device_kind": kind, "precision": precision}}
+
+
+def test_a_summary_says_when_its_runs_differ_in_precision_or_device(tmp_path):
+    same = [on(fake_run(m, f, 0.6), "cpu", "32-true") for m in ("adsrnn", "acrnn") for f in (0, 1)]
+    text = write_and_read(aggregate(same), tmp_path / "same")
+    assert "Hardware of every run: cpu 32-true" in text and "| hardware |" not in text
+
+    mixed = [*same[:3], on(fake_run("acrnn", 1, 0.6), "cuda", "bf16-mixed")]
+    summary = aggregate(mixed)
+    assert summary.models["acrnn"].hardware == {"cpu 32-true": 1, "cuda bf16-mixed": 1}
+    text = write_and_read(summary, tmp_path / "mixed")
+    assert "Runs differ in precision or device kind" in text
+    rows = [
+        line for line in text.splitlines() if line.startswith("| ac") or line.startswith("| ads")
+    ]
+    assert rows[0].endswith("| cpu 32-true |")
+    assert rows[1].endswith("| cpu 32-true (1), cuda bf16-mixed (1) |")
+    with open(tmp_path / "mixed" / "summary.csv", newline="") as f:
+        hardware = {row["model"]: row["hardware"] for row in csv.DictReader(f)}
+    assert hardware == {"adsrnn": "cpu 32-true", "acrnn": "cpu 32-true (1), cuda bf16-mixed (1)"}
+
+
+def write_and_read(summary, folder) -> str:
+    folder.mkdir()
+    write_summary(summary, folder)
+    return (folder / "summary.md").read_text()

@@ -201,7 +201,7 @@ def test_manifest_errors(compose_config, tmp_path, emodb_manifest, capsys):
 
 
 def test_config_hash_ignores_logging_but_not_training_choices(compose_config):
-    from ser.task import config_hash
+    from ser.identity import config_hash
 
     base = config_hash(compose_config(["model=asrnn"]))
     assert config_hash(compose_config(["model=asrnn", "logger=wandb"])) == base
@@ -214,7 +214,7 @@ def test_config_hash_ignores_logging_but_not_training_choices(compose_config):
 def test_an_option_at_its_neutral_value_keeps_the_hash_of_configs_without_it(compose_config):
     from omegaconf import open_dict
 
-    from ser.task import config_hash
+    from ser.identity import config_hash
 
     without = compose_config(["model=asrnn"])
     with open_dict(without):

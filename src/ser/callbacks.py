@@ -103,11 +103,11 @@ class EpochLines(ProgressBar):
             f"{per_step:.2f} s/step on {pl_module.device.type}, validation not counted"
         )
         if per_step * left > self.slow_s and pl_module.device.type == "cpu":
-            line += (
-                "; faster: width=small (about 16x fewer parameters), "
-                "trainer.precision=bf16-mixed (CPUs with avx512_bf16/AMX), or a GPU "
-                "(hardware=gpu)"
-            )
+            faster = ["width=small (about 16x fewer parameters)"]
+            if not str(trainer.precision).startswith("bf16"):
+                faster.append("precision=bf16 (CPUs with avx512_bf16/AMX)")
+            faster.append("or a GPU (hardware=gpu)")
+            line += "; faster: " + ", ".join(faster)
         return line
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

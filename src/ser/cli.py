@@ -12,12 +12,13 @@ import hydra
 from omegaconf import DictConfig
 
 from ser.config import CONFIG_DIR, check_choices_or_exit
-from ser.task import train
 
 
 def run(cfg: DictConfig) -> float | None:
     """Train and test one run; returns its ``optimized_metric``, the objective Hydra's
     sweepers (Optuna) minimise or maximise, or ``None`` when the run did not record it."""
+    from ser.task import train  # torch and Lightning: not needed for --help or a bad option
+
     results = train(cfg)
     return results.get(cfg.optimized_metric.replace("/", "_"))
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ser.hardware import hardware_label
 from ser.io import write_json_atomic
-from ser.models import NETWORKS
-from ser.results import collect, latest_protocol, paired_comparison
+from ser.results import collect, latest_protocol, ordered_models, paired_comparison
 
 Runs = dict[str, dict[tuple[int, int], dict[str, Any]]]
 
@@ -66,7 +66,7 @@ def compare_sweeps(first: str | Path, second: str | Path) -> list[dict[str, Any]
     runs_a, runs_b = runs_by_model(first), runs_by_model(second)
     shared = set(runs_a) & set(runs_b)
     rows = []
-    for model in [m for m in NETWORKS if m in shared] + sorted(shared - set(NETWORKS)):
+    for model in ordered_models(shared):
         uar_a, uar_b = fold_uar(runs_a[model]), fold_uar(runs_b[model])
         comparison = paired_comparison(model, uar_b, model, uar_a)
         a = np.array([uar_a[f] for f in comparison.folds])
@@ -87,9 +87,20 @@ def compare_sweeps(first: str | Path, second: str | Path) -> list[dict[str, Any]
                 "same_prediction": (
                     float(counts[:, 0].sum() / counts[:, 1].sum()) if len(pairs) else None
                 ),
+                "hardware_a": hardware_text(runs_a[model].values()),
+                "hardware_b": hardware_text(runs_b[model].values()),
             }
         )
     return rows
+
+
+def hardware_text(runs: Any) -> str:
+    """The device kinds and precisions of ``runs`` (:func:`ser.hardware.hardware_label`):
+    ``cpu 32-true``, or ``cpu 32-true (8), cuda bf16-mixed (2)`` when they differ."""
+    counts = Counter(hardware_label(r) for r in runs)
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{label} ({n})" for label, n in sorted(counts.items()))
 
 
 def _missing(value: float | None) -> bool:
@@ -108,10 +119,12 @@ def _p(value: float | None) -> str:
 def comparison_markdown(rows: Sequence[dict[str, Any]], names: tuple[str, str]) -> str:
     """The rows as a Markdown table: UAR in %, mean +- sample std; difference second - first."""
     a, b = names
+    labels = {r.get(key) for r in rows for key in ("hardware_a", "hardware_b")}
+    mixed = len(labels) > 1
     lines = [
         f"| model | folds | UAR {a} | UAR {b} | {b} - {a} | Wilcoxon p | t-test p | "
-        "same prediction |",
-        "|---|---|---|---|---|---|---|---|",
+        "same prediction |" + (f" hardware {a} | hardware {b} |" if mixed else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|---|" if mixed else ""),
     ]
     for r in rows:
         same = "-" if r["same_prediction"] is None else f"{100 * r['same_prediction']:.1f} %"
@@ -119,9 +132,14 @@ def comparison_markdown(rows: Sequence[dict[str, Any]], names: tuple[str, str]) 
             f"| {r['model']} | {r['folds']} | {_pct(r['uar_a_mean'])} +- {_pct(r['uar_a_std'])} "
             f"| {_pct(r['uar_b_mean'])} +- {_pct(r['uar_b_std'])} | "
             f"{_pct(r['mean_difference'], '+')} | {_p(r['wilcoxon_p'])} | {_p(r['ttest_p'])} | "
-            f"{same} |"
+            f"{same} |" + (f" {r.get('hardware_a')} | {r.get('hardware_b')} |" if mixed else "")
         )
-    return "\n".join(lines) + "\n"
+    note = (
+        "\nThe runs differ in precision or device kind (device kind, precision per side).\n"
+        if mixed
+        else f"\nHardware of every run: {labels.pop()} (device kind, precision).\n"
+    )
+    return "\n".join(lines) + "\n" + note
 
 
 def compare_cli(argv: Sequence[str]) -> int:

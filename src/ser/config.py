@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -21,40 +20,9 @@ CONFIG_DIR = Path(os.environ.get("SER_CONFIG_DIR", Path(__file__).resolve().pare
 
 
 def _gpu_visible() -> bool:
-    return torch.cuda.is_available()
+    from ser.hardware import gpu_count
 
-
-def _require_gpu(value: str) -> str:
-    if not _gpu_visible():
-        raise ConfigError(
-            "hardware=gpu/ddp needs a GPU but none is visible (torch.cuda.is_available() is "
-            "False; check CUDA_VISIBLE_DEVICES and the driver); use hardware=cpu or hardware=auto"
-        )
-    return value
-
-
-#: CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic, where bf16 autocast pays off
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
-    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX); False where unknown.
-
-    Elsewhere, bf16 autocast on the CPU is emulated and slower than fp32.
-    """
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    flags = {
-        flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()
-    }
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
-
-
-def _auto_precision() -> str:
-    """``hardware=auto``'s precision: bf16 autocast on a GPU or a bf16 CPU, else fp32."""
-    return "bf16-mixed" if _gpu_visible() or cpu_supports_bf16() else "32-true"
+    return gpu_count() > 0
 
 
 def _wandb_offline() -> bool:
@@ -125,8 +93,11 @@ def _slurm_devices() -> int:
 
 
 def _on_gpu(accelerator: str) -> bool:
-    """Whether ``trainer.accelerator`` runs on GPUs (``auto``: when one is visible)."""
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and _gpu_visible())
+    """Whether ``trainer.accelerator`` names a GPU. Read from the config, not the host, since
+    what it sets (``trainer.sync_batchnorm``) is part of the run's identity."""
+    from ser.hardware import GPU_ACCELERATORS
+
+    return accelerator in GPU_ACCELERATORS
 
 
 def _digest(text: str) -> str:
@@ -137,11 +108,11 @@ def _digest(text: str) -> str:
 
 
 def register_resolvers() -> None:
-    """The ``ser.*`` resolvers the configs use (GPU choice, W&B mode, seed and fold sweeps)."""
+    """The ``ser.*`` resolvers the configs use (W&B mode, seed and fold sweeps, pinned memory
+    where a GPU is visible). None of them may change a run's identity or numerics with the
+    host: the config hash is taken where a sweep is submitted, the run trains elsewhere."""
     resolvers = {
         "ser.if_gpu": lambda on_gpu, otherwise: on_gpu if _gpu_visible() else otherwise,
-        "ser.require_gpu": _require_gpu,
-        "ser.auto_precision": _auto_precision,
         "ser.wandb_offline": _wandb_offline,
         "ser.seed_range": _seed_range,
         "ser.seed_suffix": _seed_suffix,

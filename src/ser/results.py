@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +30,15 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ser.hardware import hardware_label
 from ser.io import write_bytes_atomic, write_text_atomic
-from ser.models import NETWORKS
 from ser.text import csv_text
 
 log = logging.getLogger(__name__)
+
+#: the order tables list models in: the proposed model first, then the baselines (the keys
+#: of :data:`ser.models.NETWORKS`, named here so that reading results needs no torch)
+MODEL_ORDER = ("adsrnn", "acrnn", "adrnn", "asrnn")
 
 
 @dataclass
@@ -49,6 +53,14 @@ class ModelSummary:
     missing_folds: list[int]  # neither a result nor a failure
     seeds: dict[int, int]  # fold -> number of seeds
     failed_folds: list[int] = field(default_factory=list)  # a run (any seed) failed
+    #: device kind and precision (:func:`ser.hardware.hardware_label`) -> number of runs
+    hardware: dict[str, int] = field(default_factory=dict)
+
+    def hardware_text(self) -> str:
+        """``cpu 32-true``, or ``cpu 32-true (8), cuda bf16-mixed (2)`` for mixed runs."""
+        if len(self.hardware) == 1:
+            return next(iter(self.hardware))
+        return ", ".join(f"{label} ({n})" for label, n in sorted(self.hardware.items()))
 
     @property
     def n_folds(self) -> int:
@@ -122,6 +134,17 @@ def latest_protocol(
     return kept, failed, [r for r in runs if r.get("protocol_hash") != protocol]
 
 
+def ordered_models(names: Any) -> list[str]:
+    """``names`` in table order: :data:`MODEL_ORDER`, then any other model alphabetically.
+
+    Example:
+        >>> ordered_models({"probe", "asrnn", "adsrnn"})
+        ['adsrnn', 'asrnn', 'probe']
+    """
+    names = set(names)
+    return [m for m in MODEL_ORDER if m in names] + sorted(names - set(MODEL_ORDER))
+
+
 def paired_comparison(
     model: str, uar: dict[int, float], reference: str, reference_uar: dict[int, float]
 ) -> Comparison:
@@ -182,7 +205,7 @@ def aggregate(
     for run in runs:
         by_model[run["model"]][run["fold"]].append(run)
         folds[run["fold"]] = run["test_speakers"]
-    order = [m for m in NETWORKS if m in by_model] + sorted(set(by_model) - set(NETWORKS))
+    order = ordered_models(by_model)
     models = {}
     for model in order:
         per_fold = dict(sorted(by_model[model].items()))
@@ -199,6 +222,7 @@ def aggregate(
             missing_folds=[f for f in expected if f not in per_fold and f not in failed[model]],
             seeds={f: len(rs) for f, rs in per_fold.items()},
             failed_folds=sorted(failed[model]),
+            hardware=dict(Counter(hardware_label(r) for rs in per_fold.values() for r in rs)),
         )
     comparisons = []
     if reference in models:
@@ -291,6 +315,7 @@ def summary_rows(summary: Summary) -> list[dict[str, Any]]:
                 "uar_std": uar_std,
                 "wa_mean": wa_mean,
                 "wa_std": wa_std,
+                "hardware": s.hardware_text(),
             }
             | {f"recall_{c}": s.recall[c] for c in summary.classes}
         )
@@ -299,14 +324,23 @@ def summary_rows(summary: Summary) -> list[dict[str, Any]]:
 
 def summary_markdown(summary: Summary) -> str:
     """The tables of ``summary.md``."""
+    labels = {label for s in summary.models.values() for label in s.hardware}
+    mixed = len(labels) > 1
+    hardware = (
+        "Runs differ in precision or device kind: see the hardware column."
+        if mixed
+        else f"Hardware of every run: {', '.join(labels)} (device kind, precision)."
+    )
     lines = [
         f"# Sweep summary ({summary.settings.get('corpus')}, "
         f"{summary.n_folds_expected} folds expected)",
         "",
-        "UAR and WA in %, mean +- sample std over folds (per fold: mean over seeds).",
+        "UAR and WA in %, mean +- sample std over folds (per fold: mean over seeds). " + hardware,
         "",
-        "| model | folds | UAR | WA | " + " | ".join(f"recall {c}" for c in summary.classes) + " |",
-        "|---|---|---|---|" + "---|" * len(summary.classes),
+        "| model | folds | UAR | WA | "
+        + " | ".join(f"recall {c}" for c in summary.classes)
+        + (" | hardware |" if mixed else " |"),
+        "|---|---|---|---|" + "---|" * (len(summary.classes) + mixed),
     ]
     for row, s in zip(summary_rows(summary), summary.models.values(), strict=True):
         absent = [
@@ -321,6 +355,7 @@ def summary_markdown(summary: Summary) -> str:
         lines.append(
             f"| {row['model']} | {folds} | {_pct(row['uar_mean'])} +- {_pct(row['uar_std'])} | "
             f"{_pct(row['wa_mean'])} +- {_pct(row['wa_std'])} | {recalls} |"
+            + (f" {row['hardware']} |" if mixed else "")
         )
     models = list(summary.models)
     lines += ["", "## Test UAR per fold (%)", ""]
@@ -403,6 +438,13 @@ def failures_markdown(failures: Sequence[dict[str, Any]]) -> list[str]:
         run, error = failure_line(failure).replace("|", "\\|").split(": ", 1)
         lines.append(f"| {run} | {error} | {failure.get('log') or failure['path']} |")
     return lines
+
+
+def failures_summary(failures: Sequence[dict[str, Any]]) -> str:
+    """``summary.md`` of a sweep none of whose runs finished: the failed runs, each with its
+    error and log."""
+    lines = ["# Sweep summary: no finished runs", *failures_markdown(failures), ""]
+    return "\n".join(lines)
 
 
 def write_summary(summary: Summary, sweep_dir: str | Path) -> list[Path]:

@@ -26,18 +26,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser.config import exit_on_user_error
 from ser.errors import ConfigError, require_sbatch
+from ser.hardware import check_hardware
 from ser.io import write_text_atomic
+from ser.options import check_sweep_options, require_untested_search
 from ser.results import (
     aggregate,
     collect,
     failure_line,
+    failures_summary,
     latest_protocol,
     search_markdown,
     search_trials,
     summary_markdown,
     write_summary,
 )
-from ser.task import check_sweep_options, require_untested_search
 from ser.text import duration
 
 log = logging.getLogger(__name__)
@@ -95,12 +97,15 @@ def plan_sweep(config: DictConfig, config_name: str | None) -> SweepPlan:
     Every fold of the list must exist in its corpus (a
     :class:`~ser.data.corpora.CorpusError` names the valid ones), the corpus must be
     available (downloaded here if it can be), ``hydra/launcher=slurm`` needs ``sbatch``, and
-    options that would fail every run (DDP,
-    hardware=gpu without a GPU) raise a :class:`~ser.errors.ConfigError`. The config of
+    options that would fail every run (DDP) raise a :class:`~ser.errors.ConfigError`, as
+    does hardware this machine lacks (``hardware=gpu`` without a GPU) when the runs train
+    here. A SLURM sweep's runs check their hardware on their compute nodes: the machine
+    that submits them (a login node) often has no GPU. The config of
     each distinct corpus of the sweep (one, unless something besides model, fold and seed
     is swept too) is composed once.
     """
-    if "slurm" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")).lower():
+    remote = "slurm" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")).lower()
+    if remote:
         require_sbatch()
     if is_search(config):
         return plan_search(config)
@@ -114,6 +119,8 @@ def plan_sweep(config: DictConfig, config_name: str | None) -> SweepPlan:
         choice = [f"{o.get_key_element()}={v}" for o, v in zip(others, combination, strict=True)]
         cfg = compose(config_name, overrides=fixed + choice)
         check_sweep_options(cfg)
+        if not remote:  # the runs train on this machine: its hardware is theirs
+            check_hardware(cfg.trainer)
         corpus = hydra.utils.instantiate(cfg.data)
         for fold in folds:
             corpus.fold(fold)  # a CorpusError listing the valid folds
@@ -239,6 +246,8 @@ class AggregateSweep(Callback):
                 log_summary_to_wandb(summary, paths, wandb_cfg, group=config.task_name)
         else:
             log.warning("sweep %s: no finished runs to aggregate", sweep_dir)
+            if failures:
+                write_text_atomic(sweep_dir / "summary.md", failures_summary(failures))
         if failures:
             log.error(
                 "sweep: %d run(s) failed (error.json in each; rerun the same command to retry "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import hashlib
 import json
 import logging
 import os
@@ -30,7 +29,6 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -39,80 +37,12 @@ import ser
 from ser.config import exit_on_user_error, require_complete, slurm_tasks_per_node, user_error
 from ser.data.corpora import Utterance
 from ser.errors import ConfigError, OutOfMemoryError, SERError
+from ser.hardware import device_record
+from ser.identity import config_hash, finished_results, protocol_hash
 from ser.io import write_json_atomic, write_text_atomic
+from ser.options import check_run_options, in_multirun, require_untested_search
 
 log = logging.getLogger(__name__)
-
-
-#: what may differ between the runs of one comparison: the model and its own settings
-#: (ACRNN's batch of 40), the fold and the seed
-PROTOCOL_EXCLUDE = (
-    "model.name", "model.net", "model.center_loss", "model._target_", "fold", "seed",
-    "datamodule.fold", "datamodule.seed", "datamodule.batch_size",
-)  # fmt: skip
-
-
-def _digest(container: Any, drop: list[str], neutral: dict[str, Any] | None = None) -> str:
-    """SHA-256 (16 hex digits) of ``container`` without the (dotted) keys in ``drop``, and
-    without those of ``neutral`` whose value equals the one given there."""
-    neutral = neutral or {}
-    for key in [*drop, *neutral]:
-        *parents, leaf = key.split(".")
-        node = container
-        for parent in parents:
-            node = node.get(parent) if isinstance(node, dict) else None
-        if (
-            isinstance(node, dict)
-            and leaf in node
-            and (key not in neutral or node[leaf] == neutral[key])
-        ):
-            node.pop(leaf)
-    text = json.dumps(container, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config without the ``cfg.hash_exclude`` keys.
-
-    Two runs with the same hash train the same model on the same data the same way. Options
-    at their ``cfg.hash_neutral`` value are left out too, so that adding an option keeps the
-    hashes (and the finished runs) of the runs that do not use it.
-    """
-    return _digest(
-        OmegaConf.to_container(cfg, resolve=True),
-        list(cfg.get("hash_exclude", [])),
-        _neutral(cfg, "hash_neutral"),
-    )
-
-
-def _neutral(cfg: DictConfig, key: str) -> dict[str, Any]:
-    node = cfg.get(key)
-    return OmegaConf.to_container(node, resolve=True) if node else {}
-
-
-def protocol_hash(cfg: DictConfig) -> str:
-    """Hash of what the runs of one comparison share: :func:`config_hash`'s config without
-    :data:`PROTOCOL_EXCLUDE`, plus the config group choices other than the model
-    (``width=small`` lives only there) except those of the model.
-
-    Sweep aggregation keeps the runs of one protocol, so leftovers of an earlier sweep with
-    other settings in the same folder never mix into the table.
-    """
-    container = {"config": OmegaConf.to_container(cfg, resolve=True)}
-    if HydraConfig.initialized():
-        choices = dict(HydraConfig.get().runtime.choices)
-        # model, and the per-model width files (debug_model, width_model) chosen by it
-        neutral_choices = _neutral(cfg, "hash_neutral_choices")
-        container["choices"] = {
-            k: v
-            for k, v in choices.items()
-            if not k.endswith("model")
-            and not k.startswith("hydra")
-            and (k not in neutral_choices or v != neutral_choices[k])
-        }
-    drop = [f"config.{k}" for k in (*cfg.get("hash_exclude", []), *PROTOCOL_EXCLUDE)]
-    neutral = {f"config.{k}": v for k, v in _neutral(cfg, "hash_neutral").items()}
-    return _digest(container, drop, neutral)
 
 
 def versions() -> dict[str, str]:
@@ -128,12 +58,17 @@ def versions() -> dict[str, str]:
         "lightning": L.__version__,
         "torchmetrics": torchmetrics.__version__,
         "cuda": torch.version.cuda or "none",
+        "cudnn": str(torch.backends.cudnn.version())
+        if torch.backends.cudnn.is_available()
+        else "none",
     }
 
 
 def environment(trainer: L.Trainer) -> dict[str, Any]:
-    """Where a run ran: device, processes, visible GPUs, CPU threads and, under SLURM, the
-    job (``slurm``: job id, array task, node list, how often it was requeued)."""
+    """Where a run ran: the device it had (:func:`ser.hardware.device_record`: kind, name,
+    count, precision), processes, visible GPUs, CPU threads and,
+    under SLURM, the job (``slurm``: job id, array task, node list, how often it was
+    requeued)."""
     slurm = {
         key: os.environ.get(f"SLURM_{name}")
         for key, name in (
@@ -145,9 +80,8 @@ def environment(trainer: L.Trainer) -> dict[str, Any]:
     return {
         "slurm": slurm if slurm["job_id"] else None,
         "accelerator": type(trainer.accelerator).__name__,
-        "devices": trainer.num_devices,
+        **device_record(trainer),
         "world_size": trainer.world_size,
-        "precision": str(trainer.precision),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "torch_threads": torch.get_num_threads(),
         "host": platform.node(),
@@ -196,18 +130,6 @@ def print_config(cfg: DictConfig) -> None:
         text = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else str(node)
         tree.add(f"[bold]{key}[/bold]").add(Syntax(text, "yaml", theme="ansi_dark"))
     rprint(tree)
-
-
-def finished_results(cfg: DictConfig) -> dict[str, Any] | None:
-    """The run folder's results.json when it was written by a run of the same config."""
-    path = Path(cfg.paths.output_dir) / "results.json"
-    if not path.is_file():
-        return None
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return results if results.get("config_hash") == config_hash(cfg) else None
 
 
 #: which config the run folder's checkpoints belong to
@@ -282,38 +204,6 @@ def out_of_memory_advice(cfg: DictConfig) -> Iterator[None]:
             "trainer.precision=bf16-mixed, or, in a ser_local sweep, run fewer jobs per GPU "
             "(hydra.launcher.runs_per_gpu)"
         ) from err
-
-
-def in_multirun() -> bool:
-    """Whether this run is one job of a Hydra multirun (a sweep)."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def check_run_options(cfg: DictConfig) -> None:
-    """Options that cannot work together, caught before anything starts."""
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
-    for key in ("max_steps", "max_epochs"):
-        if cfg.trainer.get(key) == 0:
-            raise ConfigError(
-                f"trainer.{key}=0 trains nothing, so no checkpoint can be chosen on val/uar; "
-                "give a positive number (-1: no limit from this key)"
-            )
-    if in_multirun():
-        check_sweep_options(cfg)
-
-
-def check_sweep_options(cfg: DictConfig) -> None:
-    """Options that cannot work in any run of a sweep; ``sweep.py`` checks them up front."""
-    cfg.trainer.get("accelerator")  # resolves it: hardware=gpu without a GPU stops here
-    strategy = str(cfg.trainer.get("strategy") or "")
-    if "ddp" in strategy:
-        raise ConfigError(
-            f"hardware with strategy={strategy} inside a multirun: DDP would relaunch the whole "
-            "sweep in every process. Run folds in parallel with a launcher "
-            "(hydra/launcher=ser_local or slurm) and one device per run instead"
-        )
 
 
 def command_line() -> str:
@@ -556,15 +446,6 @@ def data_config(name: str, *, root_dir: str) -> DictConfig:
         return compose("config", overrides=overrides).data
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         return compose("config", overrides=overrides).data
-
-
-def require_untested_search(cfg: DictConfig) -> None:
-    """A search never tests: ``test=true`` would score every trial on the test speakers."""
-    if cfg.get("test"):
-        raise ConfigError(
-            "test=true in a hyper-parameter search would score every trial on the test "
-            "speakers; a search runs with test=false (the hparams_search presets set it)"
-        )
 
 
 def search_trial(cfg: DictConfig) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The cluster path against a real SLURM (slurm.sh): sweeps through submitit, a job
-cancelled mid-training and the sweep rerun, multi-node DDP started by srun, and a run
-requeued at its time limit that resumes from its last checkpoint.
+cancelled mid-training and the sweep rerun, multi-node DDP started by srun, a run
+requeued at its time limit that resumes from its last checkpoint, a GPU sweep submitted
+from a machine without a GPU, and a finished sweep resubmitted from another host.
 
 Run with ``make test-cluster`` (root: it installs and starts the daemons).
 """
@@ -13,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from slurm_helpers import LAUNCHER, python, slurm
+from slurm_helpers import LAUNCHER, as_other_cpu, python, slurm
 
 from ser.data.corpora import EmoDB
 from ser.evaluate import evaluate
@@ -32,9 +33,12 @@ def wait_for(condition, *, timeout: float, what: str, process=None) -> None:
         time.sleep(0.5)
 
 
-def start_sweep(*overrides: str, env: dict[str, str]) -> subprocess.Popen:
+def start_sweep(*overrides: str, env: dict[str, str], host=None) -> subprocess.Popen:
+    """``python sweep.py`` with the test cluster's launcher settings; ``host`` wraps the
+    command to submit it as from another machine (:func:`slurm_helpers.as_other_cpu`)."""
+    command = python("sweep.py", *LAUNCHER, *overrides)
     return subprocess.Popen(
-        python("sweep.py", *LAUNCHER, *overrides),
+        host(command) if host else command,
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -162,3 +166,51 @@ def test_a_sweep_without_sbatch_is_one_clear_error_before_anything_is_written(ru
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "sbatch is not on the PATH" in lines[0]
     assert not (tmp_path / "sweeps").exists()
+
+
+def test_a_gpu_sweep_is_submitted_from_a_machine_without_a_gpu_and_fails_on_its_nodes(
+    run_env, tmp_path
+):
+    """A login node has no GPU: the sweep is submitted all the same. This node has none
+    either, so each job fails with one clear error in its error.json, named in the summary."""
+    sweep_dir = tmp_path / "sweeps" / "gpu-emodb"
+    process = start_sweep(
+        "hardware=gpu", "model=asrnn", "fold=0,1", "debug=fast", "task_name=gpu",
+        env=run_env | {"CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+    output = finish(process, timeout=600)
+    assert process.returncode == 1, output[-3000:]
+    assert "0 of 2 runs already have results; submitting 2" in output
+    for fold in (0, 1):
+        error = json.loads((sweep_dir / f"asrnn-fold{fold}" / "error.json").read_text())
+        assert error["error"] == "ConfigError" and error["fold"] == fold
+        assert error["message"].startswith("hardware=gpu/ddp needs a GPU but none is visible on ")
+        assert "hydra.launcher.gpus_per_node" in error["message"]
+    assert not list(sweep_dir.rglob("results.json"))
+    summary = (sweep_dir / "summary.md").read_text()
+    assert "## Failed runs (2)" in summary
+    assert all(f"| asrnn-fold{f} | ConfigError: hardware=gpu/ddp needs a GPU" in summary
+               for f in (0, 1))  # fmt: skip
+
+
+def test_a_sweep_finished_on_the_nodes_is_finished_when_resubmitted_from_another_host(
+    run_env, tmp_path
+):
+    """The runs' identity (config hash) and precision come from the command: a sweep
+    submitted again from a machine whose CPU differs (here: in its bf16 flags) submits
+    nothing, and every run trained in fp32."""
+    # hardware=auto: the default, which debug=fast would replace with hardware=cpu
+    overrides = ["model=asrnn", "fold=0,1", "debug=fast", "hardware=auto", "task_name=hosts"]
+    sweep_dir = tmp_path / "sweeps" / "hosts-emodb"
+    first = start_sweep(*overrides, env=run_env)
+    output = finish(first, timeout=600)
+    assert first.returncode == 0, output[-3000:]
+    done = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/results.json")}
+    assert len(done) == 2
+    assert {json.loads(p.read_text())["environment"]["precision"] for p in done} == {"32-true"}
+
+    rerun = start_sweep(*overrides, env=run_env, host=lambda c: as_other_cpu(c, tmp_path))
+    output = finish(rerun, timeout=600)
+    assert rerun.returncode == 0, output[-3000:]
+    assert "2 of 2 runs already have results; submitting 0" in output
+    assert {p: p.stat().st_mtime_ns for p in done} == done

@@ -6,18 +6,22 @@ that small runs do not leave a large GPU idle (``auto``: as many as the sweep's 
 model fits, from one training step measured in a fresh process); on CPU, an equal share of
 the cores (``OMP_NUM_THREADS`` and ``torch.set_num_threads``), so that jobs do not
 oversubscribe.
-Every job is still its own process with its own seed.
+On GPUs every job runs in a fresh worker process (``fresh_process=auto``): a fatal CUDA
+error leaves a process's CUDA context broken, and a reused worker would fail every later
+job it takes. On CPU the workers are reused, so that jobs do not pay the imports again.
 Jobs are queued: a free slot takes the next job. Progress (finished/total, time left) is
 logged as jobs end; a job that failed (``error.json`` in its folder) is named, and the others
 go on.
 """
 
+import functools
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,9 @@ class LocalParallelConf:
     gpus_per_job: int = 1
     #: workers sharing one GPU set; ``auto``: :func:`runs_per_gpu` from a measured step
     runs_per_gpu: Any = "auto"
+    #: a new worker process for every job; ``auto``: on GPUs (a CUDA error cannot reach
+    #: later jobs), not on CPU (no new imports per job)
+    fresh_process: Any = "auto"
 
 
 ConfigStore.instance().store(
@@ -236,14 +243,70 @@ def auto_runs_per_gpu(
     return runs
 
 
+#: this worker's slot queue and slot (set by :func:`_init_worker`)
+_SLOT: tuple[Any, dict[str, str]] | None = None
+
+
 def _init_worker(queue: Any) -> None:
     """Claim a slot and pin this worker to its GPUs / thread budget (before CUDA starts)."""
+    global _SLOT
     slot = queue.get()
+    _SLOT = (queue, slot)
     os.environ.update(slot)
     os.environ["MKL_NUM_THREADS"] = slot["OMP_NUM_THREADS"]
     import torch
 
     torch.set_num_threads(int(slot["OMP_NUM_THREADS"]))
+
+
+def _in_slot(fresh: bool, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in this worker; with ``fresh`` the worker ends after it, so its slot
+    goes back to the queue for the process that replaces it."""
+    try:
+        return fn(*args)
+    finally:
+        if fresh and _SLOT is not None:
+            queue, slot = _SLOT
+            queue.put(slot)
+
+
+@contextmanager
+def worker_pool(
+    worker_slots: list[dict[str, str]], *, fresh: bool
+) -> Iterator[Callable[..., Future]]:
+    """Worker processes, one per slot, each pinned to its slot; yields ``submit(fn, *args)``.
+
+    With ``fresh`` each job gets a new process (``max_tasks_per_child=1``) in the slot of
+    the one before it; otherwise a worker runs job after job.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue = context.Manager().Queue()
+    for slot in worker_slots:
+        queue.put(slot)
+    with ProcessPoolExecutor(
+        max_workers=len(worker_slots),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(queue,),
+        max_tasks_per_child=1 if fresh else None,
+    ) as pool:
+        yield functools.partial(pool.submit, _in_slot, fresh)
+
+
+def fresh_processes(setting: Any, worker_slots: list[dict[str, str]]) -> bool:
+    """``fresh_process``: ``auto`` is true when the workers use GPUs.
+
+    Example:
+        >>> fresh_processes("auto", [{"CUDA_VISIBLE_DEVICES": "0"}])
+        True
+        >>> fresh_processes("auto", [{"CUDA_VISIBLE_DEVICES": ""}])
+        False
+    """
+    if setting == "auto":
+        return any(slot.get("CUDA_VISIBLE_DEVICES") for slot in worker_slots)
+    if not isinstance(setting, bool):
+        raise ConfigError(f"hydra.launcher.fresh_process={setting!r}: give true, false or auto")
+    return setting
 
 
 def _execute(idx: int, overrides: list[str], shared: bytes) -> bytes:
@@ -270,10 +333,17 @@ def _execute(idx: int, overrides: list[str], shared: bytes) -> bytes:
 class LocalParallelLauncher(Launcher):
     """Parallel jobs on one machine, one GPU set (or CPU share) per worker."""
 
-    def __init__(self, n_jobs: int = -1, gpus_per_job: int = 1, runs_per_gpu: Any = "auto") -> None:
+    def __init__(
+        self,
+        n_jobs: int = -1,
+        gpus_per_job: int = 1,
+        runs_per_gpu: Any = "auto",
+        fresh_process: Any = "auto",
+    ) -> None:
         self.n_jobs = n_jobs
         self.gpus_per_job = gpus_per_job
         self.runs_per_gpu = runs_per_gpu
+        self.fresh_process = fresh_process
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -315,28 +385,24 @@ class LocalParallelLauncher(Launcher):
             ),
         )
         workers = min(len(worker_slots), len(job_overrides))
+        fresh = exit_on_user_error(fresh_processes)(self.fresh_process, worker_slots)
         log.info(
-            "ser_local: %d jobs on %d workers %s",
+            "ser_local: %d jobs on %d workers %s%s",
             len(job_overrides),
             workers,
             worker_slots[:workers],
+            ", a fresh process per job" if fresh else "",
         )
         for idx, overrides in enumerate(job_overrides):
             log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
-        context = multiprocessing.get_context("spawn")
-        queue = context.Manager().Queue()
-        for slot in worker_slots[:workers]:
-            queue.put(slot)
         shared = cloudpickle.dumps(
             (self.hydra_context, self.config, self.task_function, Singleton.get_state())
         )
         results: list[JobReturn | None] = [None] * len(job_overrides)
         started = time.monotonic()
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
-        ) as pool:
+        with worker_pool(worker_slots[:workers], fresh=fresh) as submit:
             pending = {
-                pool.submit(_execute, initial_job_idx + idx, overrides, shared): idx
+                submit(_execute, initial_job_idx + idx, overrides, shared): idx
                 for idx, overrides in enumerate(job_overrides)
             }
             done_count = 0

@@ -39,7 +39,7 @@ class ResumableSlurmLauncher(SlurmLauncher):
     """``SlurmLauncher`` that skips finished runs and survives jobs that die."""
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
-        from ser.task import finished_results
+        from ser.identity import finished_results
 
         require_sbatch()
         returns: list[JobReturn | None] = [None] * len(job_overrides)

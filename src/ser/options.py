@@ -1,0 +1,59 @@
+"""Checks of a run's options before anything starts: options that cannot work together,
+options no run of a sweep can use, and hardware this machine lacks.
+
+Free of torch and Lightning, so that planning a sweep on a login node stays quick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from ser.errors import ConfigError
+from ser.hardware import check_hardware
+
+
+def in_multirun() -> bool:
+    """Whether this run is one job of a Hydra multirun (a sweep)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def check_run_options(cfg: DictConfig) -> None:
+    """Options that cannot work together, and hardware this machine lacks
+    (:func:`ser.hardware.check_hardware`), caught before anything starts."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path} does not exist")
+    for key in ("max_steps", "max_epochs"):
+        if cfg.trainer.get(key) == 0:
+            raise ConfigError(
+                f"trainer.{key}=0 trains nothing, so no checkpoint can be chosen on val/uar; "
+                "give a positive number (-1: no limit from this key)"
+            )
+    if in_multirun():
+        check_sweep_options(cfg)
+    check_hardware(cfg.trainer)
+
+
+def check_sweep_options(cfg: DictConfig) -> None:
+    """Options that cannot work in any run of a sweep, wherever it runs; ``sweep.py``
+    checks them up front. The hardware is checked by each run, where it trains."""
+    strategy = str(cfg.trainer.get("strategy") or "")
+    if "ddp" in strategy:
+        raise ConfigError(
+            f"hardware with strategy={strategy} inside a multirun: DDP would relaunch the whole "
+            "sweep in every process. Run folds in parallel with a launcher "
+            "(hydra/launcher=ser_local or slurm) and one device per run instead"
+        )
+
+
+def require_untested_search(cfg: DictConfig) -> None:
+    """A search never tests: ``test=true`` would score every trial on the test speakers."""
+    if cfg.get("test"):
+        raise ConfigError(
+            "test=true in a hyper-parameter search would score every trial on the test "
+            "speakers; a search runs with test=false (the hparams_search presets set it)"
+        )
