@@ -80,11 +80,51 @@ def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_config, t
     resumed = train(
         compose_config(
             ["model=asrnn", "debug=fast", f"ckpt_path={last}", "trainer.max_epochs=3"],
-            run_dir=tmp_path / "second",
+            run_dir=tmp_path / "first",
         )
     )
     assert resumed["epochs_trained"] == 3
     assert resumed["steps_trained"] == first["steps_trained"] + first["steps_trained"] // 2
+    assert resumed["resumed_from"] == str(last)
+
+
+def test_resuming_as_the_readme_says_gives_the_uninterrupted_run(compose_config, tmp_path):
+    """README, "Resume": the same command with ckpt_path=<run>/checkpoints/last.ckpt and
+    hydra.run.dir=<run>. Epoch 2 validates worse than epochs 0-1 here (a learning rate that
+    overshoots), so a resume that forgot the best score would test epoch 2's weights."""
+    common = ["model=asrnn", "debug=fast", "model.optimizer.lr=0.05", "logger=csv"]
+    whole = train(compose_config([*common, "trainer.max_epochs=4"], run_dir=tmp_path / "whole"))
+    train(compose_config([*common, "trainer.max_epochs=2"], run_dir=tmp_path / "part"))
+    last = tmp_path / "part" / "checkpoints" / "last.ckpt"
+    resumed = train(
+        compose_config(
+            [*common, "trainer.max_epochs=4", f"ckpt_path={last}"], run_dir=tmp_path / "part"
+        )
+    )
+    same = ("best_epoch", "best_step", "val_uar_best", "test_uar", "epochs_trained", "predictions")
+    assert {k: resumed[k] for k in same} == {k: whole[k] for k in same}
+    assert resumed["resumed_from"] == str(last)
+
+    def validated(run: str) -> list[tuple[str, str]]:
+        with open(tmp_path / run / "csv" / "metrics.csv", newline="") as f:
+            return [(r["epoch"], r["val/uar"]) for r in csv.DictReader(f) if r.get("val/uar")]
+
+    assert validated("part") == validated("whole")
+
+
+def test_a_checkpoint_resumed_in_another_folder_is_refused(compose_config, tmp_path, capsys):
+    train(compose_config(["model=asrnn", "debug=fast"], run_dir=tmp_path / "first"))
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    cfg = compose_config(
+        ["model=asrnn", "debug=fast", f"ckpt_path={last}", "trainer.max_epochs=3"],
+        run_dir=tmp_path / "second",
+    )
+    with pytest.raises(SystemExit) as exit_:
+        train(cfg)
+    assert exit_.value.code == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert f"add hydra.run.dir={tmp_path / 'first'}" in error
+    assert not (tmp_path / "second" / "results.json").exists()
 
 
 def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_earlier(compose_config, tmp_path):
@@ -246,6 +286,7 @@ def test_resuming_a_checkpoint_of_another_fold_or_model_is_refused(
 ):
     train(compose_config(["model=asrnn", "debug=fast", "fold=0"], run_dir=tmp_path / "fold0"))
     last = tmp_path / "fold0" / "checkpoints" / "last.ckpt"
+    finished = (tmp_path / "fold0" / "results.json").stat().st_mtime_ns
     for attempt, (overrides, message) in enumerate(
         [
             (["model=asrnn", "fold=1"], "trained on emodb fold 0"),
@@ -260,17 +301,17 @@ def test_resuming_a_checkpoint_of_another_fold_or_model_is_refused(
             ),
         ]
     ):
-        run_dir = tmp_path / f"attempt{attempt}"
+        # in the checkpoint's own folder, where a resume may continue it
         cfg = compose_config(
             [*overrides, "debug=fast", f"ckpt_path={last}", "trainer.max_epochs=3"],
-            run_dir=run_dir,
+            run_dir=tmp_path / "fold0",
         )
         with pytest.raises(SystemExit) as exit_:
             train(cfg)
         assert exit_.value.code == 2
         errors = [line for line in capsys.readouterr().err.splitlines() if line]
-        assert len(errors) == 1 and message in errors[0]
-        assert not (run_dir / "results.json").exists()
+        assert len(errors) == 1 and message in errors[0], (attempt, errors)
+        assert (tmp_path / "fold0" / "results.json").stat().st_mtime_ns == finished
 
 
 def write_nan_audio(path: Path) -> None:

@@ -64,3 +64,31 @@ def json_text(value: Any, *, indent: int | None = 2) -> str:
 def write_json_atomic(path: str | Path, value: Any) -> None:
     """:func:`write_text_atomic` of :func:`json_text`."""
     write_text_atomic(path, json_text(value))
+
+
+def require_writable(path: str | Path, *, option: str) -> Path:
+    """``path`` as a file the command can write, checked before any work: not a folder,
+    in a folder that exists (or can be made) and is writable. Raises
+    :class:`~ser.errors.ConfigError` naming ``option`` otherwise.
+
+    Example:
+        >>> require_writable("/", option="out")
+        Traceback (most recent call last):
+        ...
+        ser.errors.ConfigError: out=/ is a folder: give a file name, e.g. out=/results.json
+    """
+    from ser.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"{option}={path} is a folder: give a file name, e.g. {option}={path / 'results.json'}"
+        )
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{option}={path}: cannot create its folder {folder} ({err})") from err
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{option}={path}: {folder} is not writable; give another path")
+    return path

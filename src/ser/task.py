@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import ser
+from ser.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from ser.config import exit_on_user_error, require_complete, slurm_tasks_per_node, user_error
 from ser.data.corpora import Utterance
 from ser.errors import ConfigError, OutOfMemoryError, SERError
@@ -41,6 +42,7 @@ from ser.hardware import device_record
 from ser.identity import config_hash, finished_results, protocol_hash
 from ser.io import write_json_atomic, write_text_atomic
 from ser.options import check_run_options, in_multirun, require_untested_search
+from ser.runlock import RunFolderBusyError, run_folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,33 @@ def print_config(cfg: DictConfig) -> None:
         text = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else str(node)
         tree.add(f"[bold]{key}[/bold]").add(Syntax(text, "yaml", theme="ansi_dark"))
     rprint(tree)
+
+
+def check_resume_folder(ckpt_path: Path, output_dir: Path) -> None:
+    """Resuming (``ckpt_path=``) continues a run in the folder its checkpoints were written
+    to: only there does Lightning restore the best validation score (and ``metrics.csv``
+    continue). In another folder the first validation after the resume would become the
+    "best" and be tested, so such a checkpoint is refused, naming the folder to resume in.
+    """
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # not a checkpoint: the resume itself says so, naming the file
+        return
+    if (checkpoint.get("ser") or {}).get("format") != CHECKPOINT_FORMAT:
+        return  # not resumable at all: the resume says why
+    folders = {
+        Path(state["dirpath"]).resolve()
+        for key, state in (checkpoint.get("callbacks") or {}).items()
+        if key.startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("dirpath")
+    }
+    here = (output_dir / "checkpoints").resolve()
+    if folders and here not in folders:
+        run_dir = sorted(folders)[0].parent
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} continues the run in {run_dir}: in another folder it would "
+            "lose that run's best val/uar and metrics. Resume it in its own folder: add "
+            f"hydra.run.dir={run_dir}"
+        )
 
 
 #: which config the run folder's checkpoints belong to
@@ -223,27 +252,48 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     (same :func:`config_hash`) is not run again: its stored results are returned. A folder
     left by an interrupted or failed run (checkpoints but no results) is cleared and run anew.
 
+    The run holds its folder's lock (:func:`ser.runlock.run_folder_lock`) throughout: a
+    second process started on the same folder stops at once (one error line on its own,
+    nothing written in a sweep), and the first is never disturbed.
+
     On its own, a user error prints one line and exits with code 2. In a sweep, any error
     (a NaN loss, unreadable audio, out of memory, a crash in a model) fails this run only:
     it is logged, recorded in ``error.json`` and ``{}`` is returned, so the sweep goes on.
     """
     run = search_trial if cfg.get("search") else _train
+    output_dir = Path(cfg.paths.output_dir)
     if not in_multirun():
-        return exit_on_user_error(run)(cfg)
-    error_path = Path(cfg.paths.output_dir) / "error.json"
-    error_path.unlink(missing_ok=True)  # a retried run reports its own outcome
-    started = time.perf_counter()
-    try:
-        return run(cfg)
-    except Exception as err:
-        log.error("run %s failed", cfg.paths.output_dir, exc_info=err)
-        record_failure(error_path, cfg, err, wall_time_s=time.perf_counter() - started)
-        _finish_loggers(exit_code=1)
+        return exit_on_user_error(_locked(run))(cfg)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(run_folder_lock(output_dir))
+        except RunFolderBusyError as err:  # the folder is another process's: write nothing
+            log.error("run %s not started: %s", output_dir, err)
+            return {}
+        error_path = output_dir / "error.json"
+        error_path.unlink(missing_ok=True)  # a retried run reports its own outcome
+        started = time.perf_counter()
+        try:
+            return run(cfg)
+        except Exception as err:
+            log.error("run %s failed", output_dir, exc_info=err)
+            record_failure(error_path, cfg, err, wall_time_s=time.perf_counter() - started)
+            _finish_loggers(exit_code=1)
     # the failed run's trainer and tensors are garbage now: give their memory back
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return {}
+
+
+def _locked(run: Any) -> Any:
+    """``run`` holding its run folder's lock (:mod:`ser.runlock`)."""
+
+    def locked(cfg: DictConfig) -> dict[str, Any]:
+        with run_folder_lock(cfg.paths.output_dir):
+            return run(cfg)
+
+    return locked
 
 
 def record_failure(
@@ -284,8 +334,9 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     require_complete(cfg)
     check_run_options(cfg)
-    ckpt_path = cfg.get("ckpt_path")
-    resumed_from = None
+    ckpt_path = resumed_from = cfg.get("ckpt_path")
+    if ckpt_path:
+        check_resume_folder(Path(ckpt_path), Path(cfg.paths.output_dir))
     if cfg.get("skip_done") and not ckpt_path:
         done = finished_results(cfg)
         if done is not None:

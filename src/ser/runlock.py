@@ -1,0 +1,78 @@
+"""One process per run folder: a lock held while a run trains, tests and records.
+
+Two processes writing one run folder (a sweep started twice on one folder, two array tasks
+that collide) garble each other's metrics and checkpoints. The lock is an ``flock`` on
+``<run>/.lock``: the kernel releases it when its process ends, however it ends, so a killed
+run never leaves it stuck. Only the first process of a distributed run takes it (DDP
+ranks share their folder).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ser.errors import SERError
+
+#: the lock file inside a run folder
+LOCK_NAME = ".lock"
+
+#: environment variables that carry a process's rank in a distributed run
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "NODE_RANK")
+
+
+class RunFolderBusyError(SERError):
+    """Another process is running in this run folder."""
+
+
+def distributed_rank(environ: dict[str, str] | None = None) -> int:
+    """This process's rank in a distributed run, from its launcher's environment (0 when
+    it is not one: any rank variable above 0 makes the process a follower).
+
+    Example:
+        >>> distributed_rank({}), distributed_rank({"LOCAL_RANK": "1"})
+        (0, 1)
+    """
+    environ = os.environ if environ is None else environ
+    return max((int(environ[v]) for v in RANK_VARIABLES if environ.get(v, "").isdigit()), default=0)
+
+
+@contextmanager
+def run_folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold the run folder's lock while inside; raise :class:`RunFolderBusyError` at once,
+    naming the holder's process id, when another process holds it. Followers of a
+    distributed run (:func:`distributed_rank` above 0) take no lock.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder, run_folder_lock(folder):
+        ...     with run_folder_lock(folder):
+        ...         pass
+        Traceback (most recent call last):
+        ...
+        ser.runlock.RunFolderBusyError: the run folder ... is in use by another process ...
+    """
+    if distributed_rank() > 0:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise RunFolderBusyError(
+                f"the run folder {folder} is in use by another process (pid {holder}): wait "
+                "for it to end, or give this run another folder (hydra.run.dir=...)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -1,0 +1,89 @@
+"""ser.runlock: one process per run folder, and a killed holder leaves no lock behind."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ser.runlock import LOCK_NAME, RunFolderBusyError, distributed_rank, run_folder_lock
+
+REPO = Path(__file__).resolve().parents[1]
+HOLD = """from ser.runlock import run_folder_lock; import sys, time
+with run_folder_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def hold(folder: Path) -> subprocess.Popen:
+    """A process holding ``folder``'s lock (until killed)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_second_process_is_refused_and_a_killed_holder_frees_the_folder(tmp_path):
+    holder = hold(tmp_path)
+    try:
+        with (
+            pytest.raises(
+                RunFolderBusyError, match=rf"in use by another process \(pid {holder.pid}\)"
+            ),
+            run_folder_lock(tmp_path),
+        ):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with run_folder_lock(tmp_path):  # kill -9 left the file, not the lock
+        assert (tmp_path / LOCK_NAME).read_text() == str(os.getpid())
+
+
+def test_followers_of_a_distributed_run_share_the_folder(tmp_path, monkeypatch):
+    assert distributed_rank({"SLURM_PROCID": "0"}) == 0
+    assert distributed_rank({"RANK": "3", "LOCAL_RANK": "1"}) == 3
+    with run_folder_lock(tmp_path):
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        with run_folder_lock(tmp_path):
+            pass
+
+
+def test_two_trainings_started_on_one_run_folder(tmp_path, emodb_root, emodb_cache_dir):
+    """The second stops at once with one error line; the first finishes intact."""
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, str(REPO / "train.py"), "debug=fast", "model=asrnn",
+        "trainer.max_epochs=25", f"hydra.run.dir={run_dir}", f"paths.root_dir={tmp_path}",
+        f"paths.cache_dir={emodb_cache_dir}",
+    ]  # fmt: skip
+    env = os.environ | {"SER_EMODB_ROOT": str(emodb_root)}
+    first = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    lock = run_dir / LOCK_NAME
+    deadline = time.monotonic() + 120
+    while not (lock.is_file() and lock.read_text() == str(first.pid)):
+        assert first.poll() is None and time.monotonic() < deadline, "the first run never started"
+        time.sleep(0.1)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2, second.stderr[-2000:]
+    errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: the run folder {run_dir} is in use by another process (pid {first.pid}): wait "
+        "for it to end, or give this run another folder (hydra.run.dir=...)"
+    ]
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-2000:]
+    assert (run_dir / "results.json").is_file()
+    with open(run_dir / "csv" / "metrics.csv", newline="") as f:
+        epochs = sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("val/uar")})
+    assert epochs == list(range(25))
