@@ -24,6 +24,7 @@ from ser.augment import (
     WaveformAugmentations,
     WaveformVariant,
 )
+from ser.config import user_error
 from ser.data import SERDataModule
 from ser.data.corpora import Manifest
 from ser.errors import ConfigError
@@ -189,6 +190,7 @@ def test_batch_augmentations_and_the_soft_loss_never_read_tensors_on_the_host():
         (lambda: SpeedPerturbation(factors=[0.0, 1.0]), "waveform_augment.speed.factors"),
         (lambda: NoisePerturbation(snr_db=[30, 10]), "waveform_augment.noise.snr_db"),
         (lambda: NoisePerturbation(copies=0), "waveform_augment.noise.copies=0"),
+        (lambda: NoisePerturbation(copies=1.5), "waveform_augment.noise.copies=1.5: give a whole"),
     ],
 )
 def test_bad_options_are_config_errors_naming_them(build, option):
@@ -354,3 +356,29 @@ def test_fit_with_speed_perturbation_keeps_the_unperturbed_cache(
     assert results["train_speakers"] == ["09", "10"]
     assert {len(list(d.glob("*.npy"))) for d in added} == {16}
     assert results["steps_trained"] > 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"time_width": 400}, "time_width=400 with time_masks=2 can mask all 300 frames"),
+        ({"time_width": 150}, "time_width=150 with time_masks=2 can mask all 300 frames"),
+        ({"freq_width": 20}, "freq_width=20 with freq_masks=2 can mask all 40 mel bands"),
+    ],
+)
+def test_specaugment_masks_that_can_blank_a_segment_are_refused_before_training(
+    compose_config, options, message
+):
+    """Widths are frames: 400 meant as milliseconds would blank whole segments (300 frames)."""
+    import hydra
+
+    overrides = [f"model.augment.specaugment.{k}={v}" for k, v in options.items()]
+    cfg = compose_config(["model=asrnn", "augment=specaugment", *overrides])
+    with pytest.raises(Exception) as raised:  # Hydra wraps it; entry points unwrap it
+        hydra.utils.instantiate(cfg.model, class_names=["ang", "sad", "hap", "neu"])
+    error = user_error(raised.value)
+    assert isinstance(error, ConfigError) and message in str(error)
+    fits = compose_config(
+        ["model=asrnn", "augment=specaugment", "model.augment.specaugment.time_width=149"]
+    )
+    hydra.utils.instantiate(fits.model, class_names=["ang", "sad", "hap", "neu"])

@@ -119,3 +119,37 @@ def test_a_comparison_of_runs_on_other_hardware_says_so(tmp_path):
     assert "differ in precision or device kind" in text
     same = comparison_markdown([row | {"hardware_b": "cpu 32-true"}], ("x", "y"))
     assert "hardware x" not in same and "Hardware of every run: cpu 32-true" in same
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"corpus": "emovo"}, "test other corpora or classes"),
+        ({"classes": ["a", "b"]}, "test other corpora or classes"),
+        ({"test_speakers": ["09"]}, "fold 1 tests speakers ['04'] in"),
+    ],
+)
+def test_sweeps_whose_folds_do_not_pair_are_refused(tmp_path, capsys, change, message):
+    for side in ("a", "b"):
+        for fold in range(3):
+            path = write_run(tmp_path / side, "adsrnn", fold, uar=0.5 + fold / 10)
+            record = json.loads(path.read_text()) | {
+                "corpus": "emodb", "classes": ["a", "b", "c"], "test_speakers": [f"0{fold + 3}"],
+            }  # fmt: skip
+            if side == "b" and (fold == 1 or "test_speakers" not in change):
+                record |= change
+            path.write_text(json.dumps(record))
+    assert compare_cli([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ") and message in line
+
+
+def test_an_unwritable_json_is_refused_before_comparing(tmp_path, capsys):
+    for side in ("a", "b"):
+        write_run(tmp_path / side, "adsrnn", 0, uar=0.5)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for out, message in ((tmp_path, "is a folder"), (blocker / "rows.json", "cannot create")):
+        code = compare_cli([str(tmp_path / "a"), str(tmp_path / "b"), "--json", str(out)])
+        assert code == 2
+        assert message in capsys.readouterr().err

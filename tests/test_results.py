@@ -196,3 +196,15 @@ def write_and_read(summary, folder) -> str:
     folder.mkdir()
     write_summary(summary, folder)
     return (folder / "summary.md").read_text()
+
+
+def test_a_results_json_that_is_not_utf8_is_left_out_with_a_warning(tmp_path, caplog):
+    good = tmp_path / "adsrnn-fold0" / "results.json"
+    good.parent.mkdir()
+    good.write_text(json.dumps(fake_run("adsrnn", 0, 0.6)))
+    bad = tmp_path / "adsrnn-fold1" / "results.json"
+    bad.parent.mkdir()
+    bad.write_bytes(b'{"model": "adsrnn", "fold": 1, "x": "\xff\xfe"}')
+    runs = collect(tmp_path)
+    assert [r["fold"] for r in runs] == [0]
+    assert f"ignoring unreadable {bad}" in caplog.text

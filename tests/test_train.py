@@ -410,3 +410,23 @@ def test_a_diverging_learning_rate_stops_the_run_at_its_first_non_finite_loss(
     assert float(last) == pytest.approx(losses[step - 1], rel=1e-5)
     assert "learning rate 1e+06" in message
     assert not (run_dir / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("cross_eval", "message"),
+    [
+        ("+cross_eval=emovo", "+cross_eval=emovo: give a list of corpora in brackets"),
+        ("+cross_eval=[timit]", "+cross_eval: unknown corpus 'timit': valid options are"),
+        ("+cross_eval=[emovo,emodb]", "names emodb, the corpus this run trains on"),
+        ("+cross_eval=[emodb_7class]", "names emodb_7class, the corpus this run trains on"),
+    ],
+)
+def test_cross_eval_is_checked_before_training(
+    compose_config, tmp_path, capsys, cross_eval, message
+):
+    with pytest.raises(SystemExit) as exit_:
+        train(compose_config(["model=asrnn", "debug=fast", cross_eval]))
+    assert exit_.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not list(tmp_path.rglob("*.ckpt"))

@@ -113,6 +113,20 @@ class SpecAugment(BatchAugmentation):
         self.freq = torchaudio.transforms.FrequencyMasking(freq_width, iid_masks=True)
         self.time = torchaudio.transforms.TimeMasking(time_width, iid_masks=True)
 
+    def check_fits(self, *, frames: int, n_mels: int) -> None:
+        """Refuse masks that can blank a whole segment (``frames`` x ``n_mels``): a width in
+        the wrong unit (400 frames meant as 400 ms) would silently train on zeros."""
+        for name, masks, width, size, unit in (
+            ("time", self.time_masks, self.time.mask_param, frames, "frames"),
+            ("freq", self.freq_masks, self.freq.mask_param, n_mels, "mel bands"),
+        ):
+            if masks * width >= size:
+                raise ConfigError(
+                    f"model.augment.specaugment.{name}_width={width} with {name}_masks={masks} "
+                    f"can mask all {size} {unit} of a segment: give {name}_masks x "
+                    f"{name}_width below {size} (widths are in {unit}: 40 frames = 0.4 s)"
+                )
+
     def augment(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         batch, _, frames, n_mels = x.shape
         keep = x.new_ones(batch, 1, n_mels, frames)  # torchaudio's (..., freq, time)
@@ -182,6 +196,13 @@ class Augmentations(nn.Module):
     def mixes(self) -> bool:
         """Whether any augmentation mixes segments (targets must then be distributions)."""
         return any(transform.mixes for transform in self.transforms.values())
+
+    def check_fits(self, *, frames: int, n_mels: int) -> None:
+        """Refuse augmentations whose settings cannot fit a ``frames`` x ``n_mels`` segment
+        (:meth:`SpecAugment.check_fits`), before any training."""
+        for transform in self.transforms.values():
+            if isinstance(transform, SpecAugment):
+                transform.check_fits(frames=frames, n_mels=n_mels)
 
     def forward(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         for transform in self.transforms.values():
@@ -312,8 +333,10 @@ class NoisePerturbation:
                 f"datamodule.waveform_augment.noise.snr_db={list(snr)}: give [lowest, highest] "
                 "in dB, e.g. [10, 30]"
             )
-        if copies < 1:
-            raise ConfigError(f"datamodule.waveform_augment.noise.copies={copies}: give 1 or more")
+        if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+            raise ConfigError(
+                f"datamodule.waveform_augment.noise.copies={copies}: give a whole number, 1 or more"
+            )
         self.snr_db = snr
         self.copies = copies
         self.seed = seed

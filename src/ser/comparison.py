@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ser.hardware import hardware_label
-from ser.io import write_json_atomic
+from ser.io import require_writable, write_json_atomic
 from ser.results import collect, latest_protocol, ordered_models, paired_comparison
 
 Runs = dict[str, dict[tuple[int, int], dict[str, Any]]]
@@ -38,6 +38,32 @@ def runs_by_model(folder: str | Path) -> Runs:
         if results.get("test_uar") is not None:
             runs[results["model"]][(results["fold"], results["seed"])] = results
     return runs
+
+
+def check_paired(first: Runs, second: Runs, *, names: tuple[str, str]) -> None:
+    """Refuse (``ValueError``) two sweeps whose folds are not the same test: another corpus
+    or class set, or a fold with other test speakers. Their p-values would pair unrelated
+    folds."""
+
+    def design(runs: Runs) -> tuple[set, dict[int, tuple[str, ...]]]:
+        corpora = {(r.get("corpus"), tuple(r.get("classes") or ())) for rs in runs.values()
+                   for r in rs.values()}  # fmt: skip
+        speakers = {fold: tuple(r.get("test_speakers") or ()) for rs in runs.values()
+                    for (fold, _), r in rs.items()}  # fmt: skip
+        return corpora, speakers
+
+    (corpora_a, speakers_a), (corpora_b, speakers_b) = design(first), design(second)
+    if corpora_a != corpora_b:
+        raise ValueError(
+            f"{names[0]} and {names[1]} test other corpora or classes "
+            f"({sorted(corpora_a)} against {sorted(corpora_b)}): their folds do not pair"
+        )
+    for fold in sorted(set(speakers_a) & set(speakers_b)):
+        if speakers_a[fold] != speakers_b[fold]:
+            raise ValueError(
+                f"fold {fold} tests speakers {list(speakers_a[fold])} in {names[0]} but "
+                f"{list(speakers_b[fold])} in {names[1]}: their folds do not pair"
+            )
 
 
 def fold_uar(runs: dict[tuple[int, int], dict[str, Any]]) -> dict[int, float]:
@@ -64,6 +90,7 @@ def compare_sweeps(first: str | Path, second: str | Path) -> list[dict[str, Any]
         ['adsrnn', 'acrnn', 'adrnn', 'asrnn']
     """
     runs_a, runs_b = runs_by_model(first), runs_by_model(second)
+    check_paired(runs_a, runs_b, names=(str(first), str(second)))
     shared = set(runs_a) & set(runs_b)
     rows = []
     for model in ordered_models(shared):
@@ -158,7 +185,13 @@ def compare_cli(argv: Sequence[str]) -> int:
         if not runs_by_model(folder):
             print(f"error: {folder}: no <run>/results.json with a test_uar", file=sys.stderr)
             return 2
-    rows = compare_sweeps(args.first, args.second)
+    try:
+        if args.json:
+            require_writable(args.json, option="--json")
+        rows = compare_sweeps(args.first, args.second)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if not rows:
         print(f"error: no model has tested runs in both {args.first} and {args.second}",
               file=sys.stderr)  # fmt: skip

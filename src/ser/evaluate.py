@@ -58,7 +58,7 @@ from ser.data.dataset import frame_store
 from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
 from ser.errors import AudioError, ConfigError, CorpusError, require_batch_size
 from ser.inference import Predictor
-from ser.io import write_json_atomic
+from ser.io import require_writable, write_json_atomic
 from ser.metrics import accuracy, confusion_matrix, recall_per_class, uar
 from ser.text import align_table
 
@@ -284,6 +284,8 @@ def command(cfg: DictConfig) -> dict[str, Any]:
     if device and device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device}: no GPU is visible; use device=cpu or device=auto")
     require_batch_size("batch_size", cfg.batch_size)
+    if cfg.out:
+        require_writable(cfg.out, option="out")
     predictor = Predictor.from_checkpoint(cfg.ckpt, device=device, batch_size=cfg.batch_size)
     corpus: Corpus = hydra.utils.instantiate(cfg.data)
     if cfg.fold is not None:

@@ -101,6 +101,6 @@ def finished_results(cfg: DictConfig) -> dict[str, Any] | None:
         return None
     try:
         results = json.loads(path.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     return results if results.get("config_hash") == config_hash(cfg) else None

@@ -170,6 +170,8 @@ class SERModule(L.LightningModule):
         self.use_class_weights = use_class_weights
         self.label_smoothing = float(label_smoothing)
         self.augment = augment
+        if augment is not None:
+            augment.check_fits(frames=self.net.frames, n_mels=self.net.n_mels)
         self.compile_net = compile_net
         # what evaluation needs to rebuild this module (load_from_checkpoint); the optimiser,
         # schedule and augmentations only train, and the run's config.yaml records them

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from ser.config import CONFIG_DIR
 from ser.errors import ConfigError
 from ser.hardware import check_hardware
 
@@ -35,12 +36,45 @@ def check_run_options(cfg: DictConfig) -> None:
             )
     if in_multirun():
         check_sweep_options(cfg)
+    else:
+        check_cross_eval(cfg)
     check_hardware(cfg.trainer)
+
+
+def check_cross_eval(cfg: DictConfig) -> None:
+    """``+cross_eval``: a list of other corpora (``conf/data/`` options), checked before any
+    run trains. The training corpus is refused: its held-out score is the test UAR, and
+    scored on all its utterances it would include the training speakers."""
+    names = cfg.get("cross_eval")
+    if names is None:
+        return
+    if not OmegaConf.is_list(names) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(
+            f"+cross_eval={names}: give a list of corpora in brackets, e.g. "
+            "'+cross_eval=[emovo,ravdess]'"
+        )
+    valid = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
+    for name in names:
+        if name not in valid:
+            raise ConfigError(
+                f"+cross_eval: unknown corpus {name!r}: valid options are {', '.join(valid)}"
+            )
+        other = data_config(name, root_dir=cfg.paths.root_dir)
+        if (other.get("_target_"), str(other.get("root"))) == (
+            cfg.data.get("_target_"),
+            str(cfg.data.get("root")),
+        ):
+            raise ConfigError(
+                f"+cross_eval={list(names)} names {name}, the corpus this run trains on: its "
+                "held-out score is the run's test UAR (over all its utterances it would include "
+                "the training speakers); leave it out"
+            )
 
 
 def check_sweep_options(cfg: DictConfig) -> None:
     """Options that cannot work in any run of a sweep, wherever it runs; ``sweep.py``
     checks them up front. The hardware is checked by each run, where it trains."""
+    check_cross_eval(cfg)
     strategy = str(cfg.trainer.get("strategy") or "")
     if "ddp" in strategy:
         raise ConfigError(
@@ -57,3 +91,15 @@ def require_untested_search(cfg: DictConfig) -> None:
             "test=true in a hyper-parameter search would score every trial on the test "
             "speakers; a search runs with test=false (the hparams_search presets set it)"
         )
+
+
+def data_config(name: str, *, root_dir: str) -> DictConfig:
+    """The ``data`` node of ``data=<name>`` as train.py composes it (``conf/data/``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = [f"data={name}", f"paths.root_dir={root_dir}"]
+    if GlobalHydra.instance().is_initialized():
+        return compose("config", overrides=overrides).data
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        return compose("config", overrides=overrides).data

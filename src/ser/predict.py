@@ -33,7 +33,7 @@ from ser.errors import (
     require_batch_size,
 )
 from ser.inference import Prediction, Predictor
-from ser.io import write_json_atomic, write_text_atomic
+from ser.io import require_writable, write_json_atomic, write_text_atomic
 from ser.text import align_table, csv_text
 
 AUDIO_SUFFIXES = {f".{fmt.lower()}" for fmt in sf.available_formats()} | {".oga", ".opus"}
@@ -118,6 +118,8 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     if device and device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device}: no GPU is visible; use device=cpu or device=auto")
     require_batch_size("batch_size", cfg.batch_size)
+    if cfg.out:
+        require_writable(cfg.out, option="out")
     predictor = Predictor.from_checkpoint(cfg.ckpt, device=device, batch_size=cfg.batch_size)
     predictions = predictor.predict_files(files, progress=cfg.progress and len(files) > 1)
     table = rows(predictions, predictor.class_names)

@@ -110,7 +110,7 @@ def collect(sweep_dir: str | Path, name: str = "results.json") -> list[dict[str,
     for path in sorted(Path(sweep_dir).glob(f"**/{name}")):
         try:
             results = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             log.warning("ignoring unreadable %s: %s", path, err)
             continue
         runs.append(results | {"path": str(path), "mtime": path.stat().st_mtime})
@@ -526,7 +526,7 @@ def search_trials(search_dir: str | Path) -> list[dict[str, Any]]:
     for path in sorted(Path(search_dir).glob("*/results.json")):
         try:
             record = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             log.warning("ignoring unreadable %s: %s", path, err)
             continue
         if record.get("objective") == "val/uar_mean":

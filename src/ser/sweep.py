@@ -139,6 +139,10 @@ def plan_sweep(config: DictConfig, config_name: str | None) -> SweepPlan:
     )
 
 
+#: what a search trial returns (:func:`ser.task.search_trial`'s results)
+SEARCH_OBJECTIVES = ("val/uar_mean",)
+
+
 def is_search(config: DictConfig) -> bool:
     """Whether the multirun is a hyper-parameter search (``hparams_search=...``)."""
     return "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
@@ -151,6 +155,11 @@ def plan_search(config: DictConfig) -> SweepPlan:
     non-empty (a :class:`~ser.errors.ConfigError` otherwise).
     """
     objective = str(config.get("optimized_metric"))
+    if objective.startswith("val/") and objective not in SEARCH_OBJECTIVES:
+        raise ConfigError(
+            f"optimized_metric={objective}: a search trial records "
+            f"{', '.join(SEARCH_OBJECTIVES)} (over its folds); choose one of those"
+        )
     if not objective.startswith("val/"):
         raise ConfigError(
             f"optimized_metric={objective}: a search must select on validation only "

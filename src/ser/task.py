@@ -41,7 +41,7 @@ from ser.errors import ConfigError, OutOfMemoryError, SERError
 from ser.hardware import device_record
 from ser.identity import config_hash, finished_results, protocol_hash
 from ser.io import write_json_atomic, write_text_atomic
-from ser.options import check_run_options, in_multirun, require_untested_search
+from ser.options import check_run_options, data_config, in_multirun, require_untested_search
 from ser.runlock import RunFolderBusyError, run_folder_lock
 
 log = logging.getLogger(__name__)
@@ -483,20 +483,6 @@ def cross_evaluate(cfg: DictConfig, results: dict[str, Any]) -> None:
         write_json_atomic(path, record)
         log.info("cross-corpus: %s fold %s on %s: UAR %.4f", results["model"],
                  results["fold"], name, record["uar"])  # fmt: skip
-
-
-def data_config(name: str, *, root_dir: str) -> DictConfig:
-    """The ``data`` node of ``data=<name>`` as train.py composes it (``conf/data/``)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from ser.config import CONFIG_DIR
-
-    overrides = [f"data={name}", f"paths.root_dir={root_dir}"]
-    if GlobalHydra.instance().is_initialized():
-        return compose("config", overrides=overrides).data
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        return compose("config", overrides=overrides).data
 
 
 def search_trial(cfg: DictConfig) -> dict[str, Any]:
