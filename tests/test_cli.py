@@ -23,6 +23,7 @@ def test_the_entry_points_and_launcher_plugins_start_without_torch_or_lightning(
     modules = [
         "ser.cli", "ser.config", "ser.results", "ser.comparison", "ser.sweep", "ser.identity",
         "ser.hardware", "hydra_plugins.ser_launcher.launcher", "hydra_plugins.ser_launcher.slurm",
+        "hydra_plugins.ser_launcher.search",
     ]  # fmt: skip
     code = (
         f"import sys; import {', '.join(modules)}; "

@@ -6,6 +6,7 @@ Hydra would name the job after this file (``cli``); the configs set ``hydra.job.
 script in results.json's ``command``.
 """
 
+import math
 import sys
 
 import hydra
@@ -16,11 +17,15 @@ from ser.config import CONFIG_DIR, check_choices_or_exit
 
 def run(cfg: DictConfig) -> float | None:
     """Train and test one run; returns its ``optimized_metric``, the objective Hydra's
-    sweepers (Optuna) minimise or maximise, or ``None`` when the run did not record it."""
+    sweepers (Optuna) minimise or maximise, or ``None`` when the run did not record it
+    (NaN for a search trial: a failed trial)."""
     from ser.task import train  # torch and Lightning: not needed for --help or a bad option
 
     results = train(cfg)
-    return results.get(cfg.optimized_metric.replace("/", "_"))
+    value = results.get(cfg.optimized_metric.replace("/", "_"))
+    if value is None and cfg.get("search"):
+        return math.nan  # a failed trial: ser.search.ResilientOptunaSweeper records it failed
+    return value
 
 
 def main(config_name: str) -> None:

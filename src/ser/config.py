@@ -107,6 +107,12 @@ def _digest(text: str) -> str:
     return hashlib.sha256(str(text).encode()).hexdigest()[:8]
 
 
+def _study_seed(seed: int, storage: str | None, study_name: str) -> int:
+    from ser.search import study_seed  # optuna: only where a search runs
+
+    return study_seed(seed, storage, study_name)
+
+
 def register_resolvers() -> None:
     """The ``ser.*`` resolvers the configs use (W&B mode, seed and fold sweeps, pinned memory
     where a GPU is visible). None of them may change a run's identity or numerics with the
@@ -120,6 +126,7 @@ def register_resolvers() -> None:
         "ser.slurm_devices": _slurm_devices,
         "ser.on_gpu": _on_gpu,
         "ser.digest": _digest,
+        "ser.study_seed": _study_seed,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

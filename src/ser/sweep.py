@@ -145,7 +145,7 @@ SEARCH_OBJECTIVES = ("val/uar_mean",)
 
 def is_search(config: DictConfig) -> bool:
     """Whether the multirun is a hyper-parameter search (``hparams_search=...``)."""
-    return "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+    return "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).lower()
 
 
 def plan_search(config: DictConfig) -> SweepPlan:
@@ -167,6 +167,9 @@ def plan_search(config: DictConfig) -> SweepPlan:
             "speakers, and the test UAR reported afterwards would be optimistic"
         )
     require_untested_search(config)
+    from ser.search import check_study_storage  # optuna: only where a search runs
+
+    check_study_storage(OmegaConf.select(config, "hydra.sweeper.storage"))
     params = OmegaConf.to_container(config.hydra.sweeper.params, resolve=True) or {}
     parser = OverridesParser.create()
     for key, value in params.items():
