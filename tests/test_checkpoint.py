@@ -113,3 +113,22 @@ def test_an_unknown_format_is_refused_naming_the_file(trained, tmp_path):
         read(newer)
     with pytest.raises(CheckpointError, match="format 99"):
         Predictor.from_checkpoint(newer)
+
+
+def test_a_checkpoint_in_torch_s_legacy_serialisation_is_read(trained, tmp_path, audio_dir):
+    """torch.save(..., _use_new_zipfile_serialization=False) files cannot be memory-mapped;
+    they are still valid checkpoints and predict as the original does."""
+    _, best = trained
+    legacy = tmp_path / "legacy.ckpt"
+    checkpoint = torch.load(best, map_location="cpu", weights_only=False)
+    torch.save(checkpoint, legacy, _use_new_zipfile_serialization=False)
+    assert read(legacy)["ser"]["format"] == read(best)["ser"]["format"]
+    folder, names = audio_dir
+    files = [folder / f"{name}.wav" for name in names[:3]]
+    original = Predictor.from_checkpoint(best, device="cpu").predict_files(files, progress=False)
+    again = Predictor.from_checkpoint(legacy, device="cpu").predict_files(files, progress=False)
+    assert [p.probs for p in again] == [p.probs for p in original]
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match=r"garbage\.ckpt is not a PyTorch checkpoint"):
+        read(garbage)

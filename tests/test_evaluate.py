@@ -322,3 +322,26 @@ def test_command_errors_are_one_line(overrides, message, capsys):
         command(cfg)
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [message]
+
+
+def test_one_target_class_is_scored(predictor, emovo_root, emovo_cache):
+    """Scoring a checkpoint on one class (its recall) is legitimate, unlike training on one."""
+    corpus = EMOVO(root=emovo_root, classes=["ang"])
+    result = evaluate(predictor, corpus, cache_dir=emovo_cache, progress=False)
+    assert result["n_utterances"] == len(emovo_files(emovo_root, {"rab"})) == 84
+    hits = sum(p["pred"] == "ang" for p in result["predictions"])
+    assert result["uar"] == pytest.approx(hits / 84) == pytest.approx(result["recall"]["ang"])
+
+
+@pytest.mark.parametrize("out", ["folder", "under_a_file"])
+def test_an_unwritable_out_is_refused_before_scoring(trained, tmp_path, capsys, out):
+    _, checkpoint = trained
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    path = tmp_path if out == "folder" else blocker / "result.json"
+    cfg = compose_tool("evaluate", [f"ckpt={checkpoint}", "data=emovo", f"out={path}"])
+    with pytest.raises(SystemExit) as exit_:
+        command(cfg)
+    assert exit_.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: out={path}") and "UAR" not in capsys.readouterr().out

@@ -188,12 +188,14 @@ def test_user_errors_from_the_command_line_are_one_line_and_exit_2(tmp_path, emo
     for args, message in [
         (["model=lstm"], "unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, asrnn"),
         (["data=iemocap"], "missing required option data.root"),
+        (["task_name=../.."], "task_name=../..: give a plain name"),
     ]:
         result = run_cli(["debug=fast", *args], tmp_path, SER_EMODB_ROOT=str(emodb_root))
         assert result.returncode == 2, result.stderr[-3000:]
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
     assert not list(tmp_path.rglob("results.json"))
+    assert [p.name for p in tmp_path.parent.iterdir() if p.name.endswith("-fold0")] == []
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,15 @@ def _upgrade_format_1(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def _load_legacy(path: Path) -> dict[str, Any]:
+    """A checkpoint in torch's legacy (pre-zip) serialisation, which cannot be
+    memory-mapped: read whole."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({err})") from err
+
+
 def read(path: str | Path) -> dict[str, Any]:
     """The checkpoint at ``path`` in this version's layout, its tensors memory-mapped.
 
@@ -100,6 +109,10 @@ def read(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except RuntimeError as err:
+        if "mmap" not in str(err):
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint ({err})") from err
+        checkpoint = _load_legacy(path)
     except Exception as err:
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({err})") from err
     meta = checkpoint.get("ser") if isinstance(checkpoint, dict) else None

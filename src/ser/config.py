@@ -172,6 +172,9 @@ def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
                 if str(p).startswith("file://") or "://" not in str(p)
             ]
     for override in overrides:
+        if override.key_or_group == "task_name" and not override.is_delete():
+            check_task_name(str(override.value()))
+    for override in overrides:
         group = override.key_or_group
         folders = [d / group for d in config_dirs if (d / group).is_dir()]
         if override.is_delete() or "." in group or "/" in group or not folders:
@@ -188,6 +191,24 @@ def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
             raise ConfigError(
                 f"unknown {group} {unknown[0]!r}: valid options are {', '.join(valid)}"
             )
+
+
+def check_task_name(name: str) -> None:
+    """``task_name`` names run folders (``outputs/<task_name>/``, ``sweeps/<task_name>-...``):
+    one plain folder name, never a path that leaves them.
+
+    Example:
+        >>> check_task_name("results_bf16")
+        >>> check_task_name("../..")
+        Traceback (most recent call last):
+        ...
+        ser.errors.ConfigError: task_name=../..: give a plain name (letters, digits, - _ .) ...
+    """
+    if not name or name in (".", "..") or any(c in name for c in "/\\") or name.startswith("."):
+        raise ConfigError(
+            f"task_name={name}: give a plain name (letters, digits, - _ .) without / or a "
+            "leading dot: it names the run folders under outputs/ and sweeps/"
+        )
 
 
 def _missing_option(key: str) -> str:

@@ -206,14 +206,27 @@ def test_labels_differing_in_case_or_space_are_one_class_and_the_merge_is_logged
     assert Manifest(manifest=manifest, classes=["SAD", "Ang"]).classes == ("sad", "ang")
 
 
-@pytest.mark.parametrize("classes", [["ang"], []])
-def test_fewer_than_two_classes_are_refused_up_front(tmp_path, wav_writer, classes):
+def test_no_classes_are_refused_up_front(tmp_path, wav_writer):
     manifest = make_corpus(tmp_path, rows_for(["a", "b", "c"]), wav_writer)
-    with pytest.raises(CorpusError, match="at least two classes"):
-        Manifest(manifest=manifest, classes=classes)
+    with pytest.raises(CorpusError, match=r"data.classes=\[\]: give the classes to keep"):
+        Manifest(manifest=manifest, classes=[])
 
 
-def test_a_manifest_with_one_label_is_refused(tmp_path, wav_writer):
-    manifest = make_corpus(tmp_path, rows_for(["a", "b", "c"], labels=("ang",)), wav_writer)
+@pytest.mark.parametrize("one_class", ["option", "label"])
+def test_one_class_can_be_scored_but_not_trained(tmp_path, wav_writer, one_class):
+    """Scoring a checkpoint on one class is legitimate (ser.evaluate); a classifier needs two."""
+    from ser.data import SERDataModule
+
+    labels = ("ang",) if one_class == "label" else ("ang", "sad")
+    manifest = make_corpus(tmp_path, rows_for(["a", "b", "c"], labels=labels), wav_writer)
+    corpus = Manifest(manifest=manifest, classes=["ang"] if one_class == "option" else None)
+    assert corpus.classes == ("ang",) and {u.label for u in corpus.utterances} == {"ang"}
     with pytest.raises(CorpusError, match=r"data.classes=\['ang'\].*at least two classes"):
+        SERDataModule(corpus=corpus, fold=0, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_a_manifest_without_rows_says_so(tmp_path):
+    manifest = tmp_path / "empty.csv"
+    manifest.write_text("path,label,speaker\n")
+    with pytest.raises(CorpusError, match=r"empty.csv has no rows, only its header"):
         Manifest(manifest=manifest)

@@ -123,6 +123,11 @@ class SERDataModule(L.LightningDataModule):
             require_batch_size("datamodule.eval_batch_size", eval_batch_size)
         if num_workers < 0:
             raise ConfigError(f"datamodule.num_workers={num_workers}: give 0 or more")
+        if len(corpus.classes) < 2:
+            raise CorpusError(
+                f"{corpus.name}: data.classes={list(corpus.classes)}: a classifier needs at "
+                "least two classes; give two or more"
+            )
         self.corpus = corpus
         self.fold_index = fold
         self.features = features or LogMel3D()

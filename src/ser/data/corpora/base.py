@@ -61,11 +61,8 @@ class Corpus(ABC):
         minority_classes: Sequence[str] | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
-        if len(classes) < 2:
-            raise CorpusError(
-                f"{self.name}: data.classes={list(classes)}: a classifier needs at least two "
-                "classes; give two or more"
-            )
+        if not classes:
+            raise CorpusError(f"{self.name}: data.classes=[]: give the classes to keep")
         if len(set(classes)) != len(classes):
             raise CorpusError(f"{self.name}: duplicate class names in {list(classes)}")
         if self.known_classes is not None:

@@ -100,6 +100,11 @@ class Manifest(Corpus):
                     f"include {','.join(REQUIRED)} (optional gender,session,fold), got {columns}"
                 )
             rows = [{k.strip(): v or "" for k, v in row.items() if k} for row in reader]
+        if not rows:
+            raise CorpusError(
+                f"manifest: {self.manifest} has no rows, only its header: add one row per "
+                "utterance (path,label,speaker)"
+            )
         spellings: dict[str, set[str]] = {}
         for row in rows:
             spellings.setdefault(normalize_label(row["label"]), set()).add(row["label"])
