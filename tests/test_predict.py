@@ -58,3 +58,36 @@ def test_command_line_writes_json_and_per_segment_csv(trained, audio_dir, tmp_pa
         predict(compose_tool("predict", [f"ckpt={tmp_path / 'nope.ckpt'}", f"audio={folder}"]))
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: checkpoint")
+
+
+def test_a_long_recording_gets_a_timeline_and_a_plot(trained, emovo_root, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    _, checkpoint = trained
+    waves = [sf.read(p, dtype="float32")[0] for p in sorted((emovo_root / "m1").glob("*.wav"))[:8]]
+    long = tmp_path / "call.wav"
+    sf.write(long, np.concatenate(waves), 16000)
+    duration = sf.info(long).duration
+    timeline, plot = tmp_path / "windows.csv", tmp_path / "call.png"
+    (prediction,) = predict(compose_tool("predict", [
+        f"ckpt={checkpoint}", f"audio={long}", f"timeline={timeline}", f"plot={plot}",
+        "hop_s=1.0", "progress=false",
+    ]))  # fmt: skip
+    rows_ = list(csv.DictReader(timeline.open()))
+    assert len(rows_) == prediction.segments == len(prediction.segment_probs) > 10
+    starts = [float(r["start_s"]) for r in rows_]
+    assert starts[:3] == [0.0, 1.0, 2.0] and float(rows_[-1]["end_s"]) <= duration
+    assert duration - float(rows_[-1]["end_s"]) < 0.03  # the last window ends with the file
+    assert all(r["pred"] == max(("ang", "sad", "hap", "neu"), key=lambda c: float(r[f"prob_{c}"]))
+               for r in rows_)  # fmt: skip
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {timeline} ({len(rows_)} windows)" in capsys.readouterr().out
+    for bad, message in (
+        (["windows=eval", f"timeline={timeline}"], "timeline= and plot= need windows=all"),
+        (["hop_s=0"], "hop_s=0: give the windows' step in seconds"),
+        (["windows=some"], "windows=some: choose all"),
+    ):
+        with pytest.raises(SystemExit):
+            predict(compose_tool("predict", [f"ckpt={checkpoint}", f"audio={long}", *bad]))
+        assert message in capsys.readouterr().err

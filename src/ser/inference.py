@@ -36,6 +36,7 @@ from ser.data.normalization import Normalizer, check_padding
 from ser.data.segments import SegmentPolicy
 from ser.errors import AudioError, CheckpointError
 from ser.metrics import combine_segments
+from ser.stream import audio_info, frame_count, stream_features, window_starts
 
 
 @dataclass
@@ -191,6 +192,85 @@ class Predictor:
             flush()
         for path, prediction in zip(paths, predictions, strict=True):
             prediction.path = str(path)
+        return predictions
+
+    # ------------------------------------------------------------------ long recordings
+    @torch.inference_mode()
+    def predict_windows(
+        self, path: str | Path, *, hop_s: float = 1.0, block_frames: int = 6000
+    ) -> Prediction:
+        """Score every window of ``path`` in bounded memory, whatever its length.
+
+        Windows of the checkpoint's segment length, ``hop_s`` seconds apart, the last one
+        ending with the recording (:func:`ser.stream.window_starts`), each scored by the
+        network; the recording's label combines them all as the test step combines an
+        utterance's segments. The audio and features are streamed
+        (:func:`ser.stream.stream_features`): memory does not grow with the file's length.
+        ``segment_starts_s`` / ``segment_probs`` are the timeline. A recording shorter than
+        one window is scored as the test step scores a short utterance (one padded segment).
+        """
+        info = audio_info(path)
+        total = frame_count(info, self.features)
+        length = self.segment_frames
+        hop_frames = max(1, round(hop_s * self.features.sample_rate / self.features.hop_length))
+        starts = window_starts(total, length=length, hop=hop_frames)
+        if not starts:  # shorter than one window: one padded segment, as in evaluation
+            wave = load_audio(
+                path, sample_rate=self.features.sample_rate, min_samples=self.features.win_length
+            )
+            prediction = self.predict_features([self.features(wave)], [info.duration_s])[0]
+            prediction.path = str(path)
+            return prediction
+        bf16 = self.precision.startswith("bf16")
+        pending = torch.empty(0, 3, self.features.n_mels)
+        pending_start = 0  # frame index of pending[0]
+        next_window, batch, seg_probs = 0, [], []
+
+        def score(windows: list[torch.Tensor]) -> None:
+            x = torch.stack(windows).transpose(1, 2).to(self.device)  # (B, 3, L, n_mels)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                seg_probs.append(self.net(x).float().exp().cpu())
+            windows.clear()
+
+        for block in stream_features(path, self.features, block_frames=block_frames):
+            pending = torch.cat([pending, self.normalizer(block)])
+            while next_window < len(starts) and (
+                starts[next_window] + length <= pending_start + len(pending)
+            ):
+                offset = starts[next_window] - pending_start
+                batch.append(pending[offset : offset + length])
+                next_window += 1
+                if len(batch) == self.batch_size:
+                    score(batch)
+            if next_window < len(starts):  # frames before the next window are done with
+                drop = starts[next_window] - pending_start
+                pending, pending_start = pending[drop:].clone(), starts[next_window]
+        if batch:
+            score(batch)
+        probs = torch.cat(seg_probs)
+        utterance = combine_segments(probs, torch.zeros(len(probs), dtype=torch.long), 1,
+                                     self.combine)[0].tolist()  # fmt: skip
+        hop_s_frame = self.features.hop_length / self.features.sample_rate
+        return Prediction(
+            label=self.class_names[int(np.argmax(utterance))],
+            probs=dict(zip(self.class_names, utterance, strict=True)),
+            segments=len(starts),
+            duration_s=info.duration_s,
+            segment_starts_s=[round(start * hop_s_frame, 4) for start in starts],
+            segment_probs=[dict(zip(self.class_names, p, strict=True)) for p in probs.tolist()],
+            path=str(path),
+        )
+
+    def predict_files_windows(
+        self, paths: Sequence[str | Path], *, hop_s: float = 1.0, progress: bool = True
+    ) -> list[Prediction]:
+        """:meth:`predict_windows` for every file; unusable files get ``error`` set."""
+        predictions = []
+        for path in tqdm(paths, desc="predict", unit="file", disable=not progress):
+            try:
+                predictions.append(self.predict_windows(path, hop_s=hop_s))
+            except AudioError as err:
+                predictions.append(Prediction(None, {}, 0, None, path=str(path), error=str(err)))
         return predictions
 
     # ------------------------------------------------------------------ features

@@ -96,6 +96,22 @@ def cross_corpus_figure(uar: Mapping[str, Mapping[str, float]], *, train: str) -
     return fig
 
 
+def timeline_figure(
+    starts_s: Sequence[float], probs: Mapping[str, Sequence[float]], *, title: str
+) -> Figure:
+    """Class probabilities (lines) over a recording's windows, by window start in seconds."""
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    for name, values in probs.items():
+        ax.plot(starts_s, values, label=name, linewidth=1.2)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("window start (s)")
+    ax.set_ylabel("probability")
+    ax.set_title(title)
+    ax.legend(loc="upper right", ncols=len(probs), fontsize=8)
+    return fig
+
+
 def save_figure(fig: Figure) -> bytes:
     """The figure as PNG bytes, for atomic writing."""
     buffer = io.BytesIO()
