@@ -63,6 +63,11 @@ def test_debug_run_writes_complete_results(compose_config, emodb_root, tmp_path,
         assert sum(p["probs"].values()) == pytest.approx(1.0, abs=1e-5)
         assert p["pred"] == max(p["probs"], key=p["probs"].get)
     assert (run_dir / "config.yaml").is_file()
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout  # fmt: skip
+    if head:  # a git checkout: the run names the commit it ran on
+        assert head.startswith(results["versions"]["commit"].removesuffix("+dirty"))
+    assert results["environment"]["device_kind"] == "cpu"
     # best_epoch against metrics.csv: tests/test_protocol.py
     checkpoint = torch.load(results["best_checkpoint"], map_location="cpu", weights_only=False)
     assert checkpoint["ser"]["format"] == 2

@@ -117,14 +117,14 @@ class SpecAugment(BatchAugmentation):
         """Refuse masks that can blank a whole segment (``frames`` x ``n_mels``): a width in
         the wrong unit (400 frames meant as 400 ms) would silently train on zeros."""
         for name, masks, width, size, unit in (
-            ("time", self.time_masks, self.time.mask_param, frames, "frames"),
+            ("time", self.time_masks, self.time.mask_param, frames, "frames: 40 frames = 0.4 s"),
             ("freq", self.freq_masks, self.freq.mask_param, n_mels, "mel bands"),
         ):
             if masks * width >= size:
                 raise ConfigError(
                     f"model.augment.specaugment.{name}_width={width} with {name}_masks={masks} "
-                    f"can mask all {size} {unit} of a segment: give {name}_masks x "
-                    f"{name}_width below {size} (widths are in {unit}: 40 frames = 0.4 s)"
+                    f"can mask all {size} {unit.split(':')[0]} of a segment: give {name}_masks "
+                    f"x {name}_width below {size} (widths are in {unit})"
                 )
 
     def augment(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:

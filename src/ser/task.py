@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -47,13 +48,32 @@ from ser.runlock import RunFolderBusyError, run_folder_lock
 log = logging.getLogger(__name__)
 
 
+def code_commit() -> str | None:
+    """The git commit of the ``ser`` checkout that runs (``+dirty`` with uncommitted
+    changes), or ``None`` outside a git checkout."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}+dirty" if dirty else commit
+
+
 def versions() -> dict[str, str]:
-    """Versions of the software that produced a result."""
+    """Versions of the software that produced a result (``commit``: :func:`code_commit`)."""
     import torchaudio
     import torchmetrics
 
     return {
         "ser": ser.__version__,
+        "commit": code_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchaudio": torchaudio.__version__,
