@@ -25,6 +25,7 @@ from ser.errors import (
     CorpusError,
     DownloadError,
     OutOfMemoryError,
+    RunFolderBusyError,
     SERError,
 )
 from ser.task import instantiate_trainer
@@ -52,7 +53,7 @@ def exit_message(fn, *args, capsys) -> list[str]:
 def test_the_user_errors_are_one_hierarchy():
     assert set(subclasses(SERError)) == {
         SERError, ConfigError, CorpusError, AudioError, DownloadError, CheckpointError,
-        OutOfMemoryError,
+        OutOfMemoryError, RunFolderBusyError,
     }  # fmt: skip
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ser.runlock import LOCK_NAME, RunFolderBusyError, distributed_rank, run_folder_lock
+from ser.errors import RunFolderBusyError
+from ser.runlock import LOCK_NAME, distributed_rank, run_folder_lock
 
 REPO = Path(__file__).resolve().parents[1]
 HOLD = """from ser.runlock import run_folder_lock; import sys, time

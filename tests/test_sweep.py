@@ -17,13 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def sweep(tmp_path, emodb_root, emodb_cache_dir):
+def sweep(tmp_path, emodb_root, emodb_cache_dir, emovo_root):
     """Run ``sweep.py`` (debug preset) in ``tmp_path``; returns (process, sweep folder).
 
     ``returncode`` is the exit code the run must have; ``data`` names the sweep folder
     (``sweeps/debug-<data>``) and a corpus other than Emo-DB gets a cache of its own.
     """
-    env = os.environ | {"SER_EMODB_ROOT": str(emodb_root), "SER_CACHE_DIR": str(emodb_cache_dir)}
+    env = os.environ | {
+        "SER_EMODB_ROOT": str(emodb_root),
+        "SER_EMOVO_ROOT": str(emovo_root),
+        "SER_CACHE_DIR": str(emodb_cache_dir),
+    }
 
     def _run(*args: str, wait: bool = True, returncode: int = 0, data: str = "emodb"):
         sweep_dir = tmp_path / "sweeps" / f"debug-{data}"
@@ -76,7 +80,7 @@ def check_summary(sweep_dir: Path, models: list[str], folds: list[int]) -> None:
         assert (sweep_dir / figure).stat().st_size > 1000
 
 
-def test_sweep_summary_resumption_and_cross_corpus_scores(sweep, emodb_root):
+def test_sweep_summary_resumption_and_cross_corpus_scores(sweep, emovo_root):
     result, sweep_dir = sweep("model=adsrnn,asrnn", "fold=0,1")
     check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
     assert (sweep_dir / "asrnn-fold1" / "sweep.log").stat().st_size > 0
@@ -87,9 +91,9 @@ def test_sweep_summary_resumption_and_cross_corpus_scores(sweep, emodb_root):
     ]  # fmt: skip
     stamps = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/results.json")}
     (sweep_dir / "asrnn-fold0" / "results.json").unlink()
-    # the rerun also scores every run's checkpoint on another corpus (the 7-class Emo-DB:
-    # its 3 extra classes are dropped), without retraining the finished runs
-    cross = "+cross_eval=[emodb_7class]"
+    # the rerun also scores every run's checkpoint on another corpus (EMOVO), without
+    # retraining the finished runs
+    cross = "+cross_eval=[emovo]"
     result, _ = sweep("model=adsrnn,asrnn", "fold=0,1", cross)
     log = result.stdout + result.stderr
     assert log.count("results.json with the same config exists") == 3
@@ -97,24 +101,24 @@ def test_sweep_summary_resumption_and_cross_corpus_scores(sweep, emodb_root):
         changed = path.stat().st_mtime_ns != stamp
         assert changed == (path.parent.name == "asrnn-fold0")
     check_summary(sweep_dir, ["adsrnn", "asrnn"], [0, 1])
-    check_cross_corpus(sweep_dir, ["adsrnn", "asrnn"], [0, 1], emodb_root)
+    check_cross_corpus(sweep_dir, ["adsrnn", "asrnn"], [0, 1], emovo_root)
     cross_stamps = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/cross_eval/*.json")}
     sweep("model=adsrnn,asrnn", "fold=0,1", cross)
     assert {p: p.stat().st_mtime_ns for p in cross_stamps} == cross_stamps
 
 
 def check_cross_corpus(
-    sweep_dir: Path, models: list[str], folds: list[int], emodb_root: Path
+    sweep_dir: Path, models: list[str], folds: list[int], emovo_root: Path
 ) -> None:
     runs = results_of(sweep_dir)
-    n_files = len(list((emodb_root / "wav").glob("*.wav")))  # every file has one of the 7
+    # EMOVO's four classes, named rab, tri, gio, neu in its files
+    n_files = sum(len(list(emovo_root.glob(f"*/{c}-*.wav"))) for c in ("rab", "tri", "gio", "neu"))
     records = {}
     for (model, fold), run in runs.items():
         record = json.loads((sweep_dir / f"{model}-fold{fold}" / "cross_eval" /
-                             "emodb_7class.json").read_text())  # fmt: skip
+                             "emovo.json").read_text())  # fmt: skip
         assert record["checkpoint"] == run["best_checkpoint"]
-        assert sum(record["dropped_classes"].values()) == record["dropped"] > 0
-        assert record["n_utterances"] + record["dropped"] == n_files
+        assert record["dropped"] == 0 and record["n_utterances"] == n_files
         records[model, fold] = record
     rows = {(r["model"], r["test_corpus"]): r for r in csv.DictReader(
         (sweep_dir / "cross_corpus.csv").open())}  # fmt: skip
@@ -123,7 +127,7 @@ def check_cross_corpus(
         assert float(own["uar_mean"]) == pytest.approx(
             sum(runs[model, f]["test_uar"] for f in folds) / len(folds)
         )
-        other = rows[model, "emodb_7class"]
+        other = rows[model, "emovo"]
         assert int(other["n_folds"]) == len(folds)
         assert float(other["uar_mean"]) == pytest.approx(
             sum(records[model, f]["uar"] for f in folds) / len(folds)

@@ -71,3 +71,7 @@ def require_sbatch() -> None:
             "submit to. Run the sweep on a SLURM login node, or on one machine with "
             "hydra/launcher=ser_local"
         )
+
+
+class RunFolderBusyError(SERError, RuntimeError):
+    """Another process is running in this run folder (:mod:`ser.runlock`)."""

@@ -15,17 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ser.errors import SERError
+from ser.errors import RunFolderBusyError
 
 #: the lock file inside a run folder
 LOCK_NAME = ".lock"
 
 #: environment variables that carry a process's rank in a distributed run
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "NODE_RANK")
-
-
-class RunFolderBusyError(SERError):
-    """Another process is running in this run folder."""
 
 
 def distributed_rank(environ: dict[str, str] | None = None) -> int:
@@ -53,7 +49,7 @@ def run_folder_lock(folder: str | Path) -> Iterator[None]:
         ...         pass
         Traceback (most recent call last):
         ...
-        ser.runlock.RunFolderBusyError: the run folder ... is in use by another process ...
+        ser.errors.RunFolderBusyError: the run folder ... is in use by another process ...
     """
     if distributed_rank() > 0:
         yield
