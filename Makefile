@@ -2,12 +2,15 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Use the shared Emo-DB and EMOVO copies when they exist (tests, CI, offline runs); otherwise
-# data/emodb, which train.py downloads on first use, and data/emovo (EMOVO has no download).
+# Use the shared Emo-DB, EMOVO and RAVDESS copies when they exist (tests, CI, offline runs);
+# otherwise data/emodb and data/ravdess, which train.py downloads on first use, and data/emovo
+# (EMOVO has no download).
 EMODB_ROOT ?= $(if $(wildcard ../shared/data/emodb/wav),$(abspath ../shared/data/emodb),data/emodb)
 export SER_EMODB_ROOT := $(EMODB_ROOT)
 EMOVO_ROOT ?= $(if $(wildcard ../shared/data/emovo/f1),$(abspath ../shared/data/emovo),data/emovo)
 export SER_EMOVO_ROOT := $(EMOVO_ROOT)
+RAVDESS_ROOT ?= $(if $(wildcard ../shared/data/ravdess/Actor_01),$(abspath ../shared/data/ravdess),data/ravdess)
+export SER_RAVDESS_ROOT := $(RAVDESS_ROOT)
 # Extra overrides for train/sweep, e.g. make train ARGS="model=acrnn fold=3"
 ARGS ?=
 # glibc: keep freed memory for reuse instead of returning every large tensor to the system

@@ -208,3 +208,37 @@ def test_a_results_json_that_is_not_utf8_is_left_out_with_a_warning(tmp_path, ca
     runs = collect(tmp_path)
     assert [r["fold"] for r in runs] == [0]
     assert f"ignoring unreadable {bad}" in caplog.text
+
+
+def with_speakers(run: dict, correct: dict[str, int]) -> dict:
+    """``run`` testing the speakers of ``correct``: 4 utterances each, 2 per class, of which
+    ``correct[speaker]`` are predicted right (the first ones of class "ang", then "sad")."""
+    predictions = []
+    for speaker, right in correct.items():
+        for i, label in enumerate(["ang", "ang", "sad", "sad"]):
+            wrong = "sad" if label == "ang" else "ang"
+            predictions.append({"speaker": speaker, "label": label,
+                                "pred": label if i < right else wrong})  # fmt: skip
+    return run | {"test_speakers": sorted(correct), "predictions": predictions}
+
+
+def test_folds_of_several_speakers_are_also_compared_over_speakers(tmp_path):
+    # per speaker UAR = right / 4 here: 2 per class, errors fill "ang" first
+    ads = {0: {"01": 4, "02": 2}, 1: {"03": 3, "04": 1}, 2: {"05": 2, "06": 2}}
+    acr = {0: {"01": 3, "02": 1}, 1: {"03": 4, "04": 2}, 2: {"05": 1, "06": 4}}
+    runs = [with_speakers(fake_run("adsrnn", f, 0.5), c) for f, c in ads.items()]
+    runs += [with_speakers(fake_run("acrnn", f, 0.5), c) for f, c in acr.items()]
+    summary = aggregate(runs)
+    uar = {s: n / 4 for c in ads.values() for s, n in c.items()}
+    assert summary.models["adsrnn"].speaker_uar == uar
+    (comparison,) = summary.speaker_comparisons
+    a = np.array([n / 4 for c in acr.values() for n in c.values()])
+    b = np.array(list(uar.values()))
+    assert comparison.folds == ["01", "02", "03", "04", "05", "06"]
+    assert comparison.mean_difference == pytest.approx((a - b).mean())
+    assert comparison.wilcoxon_p == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    text = write_and_read(summary, tmp_path / "s")
+    assert "## Paired comparison with adsrnn over test speakers" in text
+    assert "| acrnn - adsrnn | 6 |" in text
+    one_speaker = aggregate([fake_run("adsrnn", 0, 0.5), fake_run("acrnn", 0, 0.6)])
+    assert one_speaker.speaker_comparisons == []

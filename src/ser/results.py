@@ -55,6 +55,8 @@ class ModelSummary:
     failed_folds: list[int] = field(default_factory=list)  # a run (any seed) failed
     #: device kind and precision (:func:`ser.hardware.hardware_label`) -> number of runs
     hardware: dict[str, int] = field(default_factory=dict)
+    #: test speaker -> UAR over that speaker's test utterances (mean over seeds)
+    speaker_uar: dict[str, float] = field(default_factory=dict)
 
     def hardware_text(self) -> str:
         """``cpu 32-true``, or ``cpu 32-true (8), cuda bf16-mixed (2)`` for mixed runs."""
@@ -99,6 +101,8 @@ class Summary:
     #: ``+cross_eval``: model -> target corpus -> fold -> UAR of the fold's best checkpoint
     #: on every utterance of the target (mean over seeds)
     cross: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    #: the same comparisons over test speakers, where a fold tests several speakers
+    speaker_comparisons: list[Comparison] = field(default_factory=list)
 
 
 def collect(sweep_dir: str | Path, name: str = "results.json") -> list[dict[str, Any]]:
@@ -223,14 +227,21 @@ def aggregate(
             seeds={f: len(rs) for f, rs in per_fold.items()},
             failed_folds=sorted(failed[model]),
             hardware=dict(Counter(hardware_label(r) for rs in per_fold.values() for r in rs)),
+            speaker_uar=speaker_uar([r for rs in per_fold.values() for r in rs]),
         )
-    comparisons = []
+    comparisons, speaker_comparisons = [], []
     if reference in models:
         comparisons = [
             paired_comparison(m, s.uar, reference, models[reference].uar)
             for m, s in models.items()
             if m != reference
         ]
+        if any(len(speakers) > 1 for speakers in folds.values()):
+            speaker_comparisons = [
+                paired_comparison(m, s.speaker_uar, reference, models[reference].speaker_uar)
+                for m, s in models.items()
+                if m != reference
+            ]
     settings = {
         "corpus": corpora.pop(),
         "protocol_hash": runs[-1].get("protocol_hash"),
@@ -244,9 +255,31 @@ def aggregate(
         models,
         comparisons,
         settings,
+        speaker_comparisons=speaker_comparisons,
         failures=list(failures),
         cross=cross_corpus(cross, protocol=settings["protocol_hash"], order=list(models)),
     )
+
+
+def speaker_uar(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """UAR per test speaker from the runs' predictions: the mean recall over the classes the
+    speaker has, averaged over the runs (seeds) that tested the speaker.
+
+    Example:
+        >>> run = {"predictions": [{"speaker": "01", "label": "a", "pred": "a"},
+        ...                        {"speaker": "01", "label": "b", "pred": "a"},
+        ...                        {"speaker": "02", "label": "a", "pred": "a"}]}
+        >>> speaker_uar([run])
+        {'01': 0.5, '02': 1.0}
+    """
+    per_speaker: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        hits: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+        for p in run.get("predictions") or []:
+            hits[p["speaker"]][p["label"]].append(p["pred"] == p["label"])
+        for speaker, by_class in hits.items():
+            per_speaker[speaker].append(float(np.mean([np.mean(h) for h in by_class.values()])))
+    return {s: float(np.mean(v)) for s, v in sorted(per_speaker.items())}
 
 
 def cross_corpus(
@@ -373,6 +406,25 @@ def summary_markdown(summary: Summary) -> str:
         lines += ["| model | folds | mean difference (pp) | Wilcoxon p | paired t p |"]
         lines += ["|---|---|---|---|---|"]
         for c in summary.comparisons:
+            lines.append(
+                f"| {c.model} - {c.reference} | {len(c.folds)} | {_pct(c.mean_difference)} | "
+                f"{_p(c.wilcoxon_p)} | {_p(c.ttest_p)} |"
+            )
+    if summary.speaker_comparisons:
+        reference = summary.speaker_comparisons[0].reference
+        lines += [
+            "",
+            f"## Paired comparison with {reference} over test speakers (UAR per speaker)",
+            "",
+            "The folds hold several test speakers each. This test pairs the speakers; those "
+            "of one fold were scored by the same trained model, so they are not independent "
+            "and the test above, over folds, is the one that counts; this one shows how "
+            "consistent a difference is across speakers.",
+            "",
+            "| model | speakers | mean difference (pp) | Wilcoxon p | paired t p |",
+            "|---|---|---|---|---|",
+        ]
+        for c in summary.speaker_comparisons:
             lines.append(
                 f"| {c.model} - {c.reference} | {len(c.folds)} | {_pct(c.mean_difference)} | "
                 f"{_p(c.wilcoxon_p)} | {_p(c.ttest_p)} |"
