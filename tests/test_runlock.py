@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -37,7 +39,8 @@ def test_a_second_process_is_refused_and_a_killed_holder_frees_the_folder(tmp_pa
     try:
         with (
             pytest.raises(
-                RunFolderBusyError, match=rf"in use by another process \(pid {holder.pid}\)"
+                RunFolderBusyError,
+                match=rf"in use by another process \(pid {holder.pid} on {platform.node()}\)",
             ),
             run_folder_lock(tmp_path),
         ):
@@ -46,7 +49,7 @@ def test_a_second_process_is_refused_and_a_killed_holder_frees_the_folder(tmp_pa
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     with run_folder_lock(tmp_path):  # kill -9 left the file, not the lock
-        assert (tmp_path / LOCK_NAME).read_text() == str(os.getpid())
+        assert (tmp_path / LOCK_NAME).read_text() == f"{os.getpid()} on {platform.node()}"
 
 
 def test_followers_of_a_distributed_run_share_the_folder(tmp_path, monkeypatch):
@@ -72,14 +75,15 @@ def test_two_trainings_started_on_one_run_folder(tmp_path, emodb_root, emodb_cac
     )
     lock = run_dir / LOCK_NAME
     deadline = time.monotonic() + 120
-    while not (lock.is_file() and lock.read_text() == str(first.pid)):
+    while not (lock.is_file() and lock.read_text().startswith(f"{first.pid} on ")):
         assert first.poll() is None and time.monotonic() < deadline, "the first run never started"
         time.sleep(0.1)
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 2, second.stderr[-2000:]
     errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
-        f"error: the run folder {run_dir} is in use by another process (pid {first.pid}): wait "
+        f"error: the run folder {run_dir} is in use by another process (pid {first.pid} on "
+        f"{platform.node()}): wait "
         "for it to end, or give this run another folder (hydra.run.dir=...)"
     ]
     _, stderr = first.communicate(timeout=300)
@@ -88,3 +92,16 @@ def test_two_trainings_started_on_one_run_folder(tmp_path, emodb_root, emodb_cac
     with open(run_dir / "csv" / "metrics.csv", newline="") as f:
         epochs = sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("val/uar")})
     assert epochs == list(range(25))
+
+
+def test_a_file_system_without_flock_runs_unlocked_with_a_warning(tmp_path, monkeypatch, caplog):
+    import fcntl
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    ran = False
+    with caplog.at_level("WARNING", logger="ser.runlock"), run_folder_lock(tmp_path):
+        ran = True
+    assert ran and "its file system has no flock" in caplog.text

@@ -95,3 +95,32 @@ def test_unusable_audio_is_named(tmp_path, long_recordings):
         list(stream_features(nan, LogMel3D()))
     with pytest.raises(AudioError, match="cannot read audio"):
         list(stream_features(tmp_path / "missing.wav", LogMel3D()))
+
+
+def test_windows_further_apart_than_their_length_are_cut_where_they_start(trained, long_recordings):
+    """hop_s=4 with 3 s windows: frames between windows are skipped, never shifted."""
+    _, checkpoint = trained
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    path = long_recordings / "mono16k.wav"
+    starts, oracle = whole_file_windows(predictor, path, hop_s=4.0)
+    prediction = predictor.predict_windows(path, hop_s=4.0, block_frames=250)
+    assert prediction.segment_starts_s == [round(s * 0.01, 4) for s in starts]
+    streamed = torch.tensor(
+        [[p[c] for c in predictor.class_names] for p in prediction.segment_probs]
+    )
+    assert torch.allclose(streamed, oracle, atol=1e-5)
+
+
+def test_a_truncated_file_is_scored_as_far_as_it_goes_or_named(trained, long_recordings, tmp_path):
+    _, checkpoint = trained
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    cut = tmp_path / "cut.wav"
+    data = (long_recordings / "mono16k.wav").read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])  # the header still announces the whole file
+    try:
+        prediction = predictor.predict_windows(cut)
+    except AudioError as err:
+        assert "cut.wav" in str(err) and "truncated" in str(err)
+    else:  # libsndfile read the header's length from the file's size
+        assert prediction.segments == len(prediction.segment_probs) > 0
+        assert prediction.duration_s == pytest.approx(sf.info(cut).duration)

@@ -134,7 +134,7 @@ def check_hardware(trainer: Mapping[str, Any], *, host: str | None = None) -> No
     if precision.startswith("bf16") and gpu:
         import torch
 
-        if not torch.cuda.is_bf16_supported():
+        if not torch.cuda.is_bf16_supported(including_emulation=False):
             raise ConfigError(
                 f"trainer.precision={precision}: {torch.cuda.get_device_name(0)} on {host} "
                 "cannot compute in bf16 (compute capability below 8.0); use precision=fp16 "

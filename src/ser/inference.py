@@ -243,8 +243,13 @@ class Predictor:
                 if len(batch) == self.batch_size:
                     score(batch)
             if next_window < len(starts):  # frames before the next window are done with
-                drop = starts[next_window] - pending_start
-                pending, pending_start = pending[drop:].clone(), starts[next_window]
+                drop = min(starts[next_window] - pending_start, len(pending))
+                pending, pending_start = pending[drop:].clone(), pending_start + drop
+        if next_window < len(starts):
+            raise AudioError(
+                f"{path}: its header announces {info.duration_s:.2f} s, but the audio ends "
+                f"before window {next_window + 1} of {len(starts)}; the file is truncated"
+            )
         if batch:
             score(batch)
         probs = torch.cat(seg_probs)

@@ -60,10 +60,8 @@ def check_cross_eval(cfg: DictConfig) -> None:
                 f"+cross_eval: unknown corpus {name!r}: valid options are {', '.join(valid)}"
             )
         other = data_config(name, root_dir=cfg.paths.root_dir)
-        if (other.get("_target_"), str(other.get("root"))) == (
-            cfg.data.get("_target_"),
-            str(cfg.data.get("root")),
-        ):
+        same_root = Path(str(other.get("root"))).resolve() == Path(str(cfg.data.root)).resolve()
+        if other.get("_target_") == cfg.data.get("_target_") and same_root:
             raise ConfigError(
                 f"+cross_eval={list(names)} names {name}, the corpus this run trains on: its "
                 "held-out score is the run's test UAR (over all its utterances it would include "

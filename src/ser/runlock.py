@@ -9,13 +9,22 @@ ranks share their folder).
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import logging
 import os
+import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ser.errors import RunFolderBusyError
+
+log = logging.getLogger(__name__)
+
+#: flock errors of file systems that cannot lock (Lustre mounted noflock, NFS without lockd):
+#: the run goes on without the lock, with a warning
+UNSUPPORTED = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
 
 #: the lock file inside a run folder
 LOCK_NAME = ".lock"
@@ -62,13 +71,20 @@ def run_folder_lock(folder: str | Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             raise RunFolderBusyError(
                 f"the run folder {folder} is in use by another process (pid {holder}): wait "
                 "for it to end, or give this run another folder (hydra.run.dir=...)"
             ) from None
+        except OSError as err:
+            if err.errno not in UNSUPPORTED:
+                raise
+            log.warning("no lock on the run folder %s: its file system has no flock (%s)",
+                        folder, err)  # fmt: skip
+            yield
+            return
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} on {platform.node()}".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

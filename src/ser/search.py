@@ -23,6 +23,7 @@ import math
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,17 +80,12 @@ def study_seed(seed: int, storage: str | None, study_name: str) -> int:
     return int(seed) + len(study.trials)
 
 
-def completed_trials(storage: str | None, study_name: str) -> int:
-    """How many trials of study ``study_name`` completed (0 without the study)."""
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        return 0
-    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-
-
 def fail_stale_trials(storage: str | None, study_name: str) -> int:
-    """Mark the trials a killed search left RUNNING as failed; returns how many."""
+    """Mark the trials a killed search left RUNNING as failed; returns how many.
+
+    Only for a search that holds its folder's lock (:mod:`ser.runlock`): then no other
+    search of this folder is running, and a RUNNING trial is one whose search was killed.
+    """
     if storage is None or (sqlite_path(storage) and not sqlite_path(storage).is_file()):
         return 0
     try:
@@ -107,15 +103,31 @@ def fail_stale_trials(storage: str | None, study_name: str) -> int:
     return len(stale)
 
 
+@dataclass
+class Told:
+    """The trials told to the study while :func:`failed_trials_are_told_failed` was active."""
+
+    total: int = 0
+    failed: int = 0
+
+    @property
+    def all_failed(self) -> bool:
+        return self.total > 0 and self.failed == self.total
+
+
 @contextmanager
-def failed_trials_are_told_failed() -> Iterator[None]:
+def failed_trials_are_told_failed() -> Iterator[Told]:
     """While inside, a trial told with a NaN objective (a run that failed) is recorded as
-    FAIL instead of making ``Study.tell`` raise, which would end the search."""
+    FAIL instead of making ``Study.tell`` raise, which would end the search; yields the
+    count of trials told, and of those failed."""
     tell = optuna.study.Study.tell
+    told = Told()
 
     def tolerant_tell(study: optuna.study.Study, trial: Any, values: Any = None, **kw: Any):
+        told.total += 1
         values_list = values if isinstance(values, list | tuple) else [values]
         if values is not None and any(isinstance(v, float) and math.isnan(v) for v in values_list):
+            told.failed += 1
             number = trial if isinstance(trial, int) else trial.number
             log.warning("search: trial %s failed (see its error.json); the search goes on", number)
             kw.pop("state", None)
@@ -124,6 +136,6 @@ def failed_trials_are_told_failed() -> Iterator[None]:
 
     optuna.study.Study.tell = tolerant_tell
     try:
-        yield
+        yield told
     finally:
         optuna.study.Study.tell = tell

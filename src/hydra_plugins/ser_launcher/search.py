@@ -8,6 +8,8 @@ when a search runs.
 from __future__ import annotations
 
 import logging
+import sys
+from contextlib import ExitStack
 
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
@@ -19,17 +21,26 @@ class ResilientOptunaSweeper(OptunaSweeper):
     trials an interrupted search left running."""
 
     def sweep(self, arguments: list[str]) -> None:
-        from ser.search import completed_trials, fail_stale_trials, failed_trials_are_told_failed
+        from ser.errors import RunFolderBusyError
+        from ser.runlock import run_folder_lock
+        from ser.search import fail_stale_trials, failed_trials_are_told_failed
 
         storage, study_name = self.sweeper.storage, self.sweeper.study_name
-        fail_stale_trials(storage, study_name)
-        with failed_trials_are_told_failed():
+        with ExitStack() as stack:
+            # one search per folder at a time: trials left running are then a killed search's
             try:
-                return super().sweep(arguments)
-            except ValueError:
-                # the base sweeper reports the study's best trial; with every trial failed
-                # there is none, and the failures are reported after the sweep
-                if completed_trials(storage, study_name):
-                    raise
-                log.error("search: no trial of %s finished; see their error.json", study_name)
-                return None
+                stack.enter_context(run_folder_lock(str(self.sweeper.config.hydra.sweep.dir)))
+            except RunFolderBusyError as err:
+                print(f"error: another search runs in this folder: {err}", file=sys.stderr)
+                sys.exit(2)
+            fail_stale_trials(storage, study_name)
+            with failed_trials_are_told_failed() as told:
+                try:
+                    return super().sweep(arguments)
+                except ValueError:
+                    # the base sweeper reports the study's best trial; when every trial of
+                    # this run failed there is none, and the failures are reported after
+                    if not told.all_failed:
+                        raise
+                    log.error("search: no trial of %s finished; see their error.json", study_name)
+                    return None
