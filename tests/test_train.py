@@ -437,3 +437,21 @@ def test_cross_eval_is_checked_before_training(
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], errors
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_a_slurm_job_on_a_node_without_its_hardware_records_the_error(
+    compose_config, tmp_path, monkeypatch, capsys
+):
+    """srun python train.py hardware=ddp on a node with fewer GPUs: one error line, and the
+    same error in the run folder's error.json."""
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "NODE_RANK"):
+        monkeypatch.delenv(variable, raising=False)
+    run_dir = tmp_path / "job"
+    with pytest.raises(SystemExit) as exit_:
+        train(compose_config(["model=asrnn", "debug=fast", "hardware=gpu"], run_dir=run_dir))
+    assert exit_.value.code == 2
+    (line,) = [e for e in capsys.readouterr().err.splitlines() if e.startswith("error:")]
+    record = json.loads((run_dir / "error.json").read_text())
+    assert record["error"] == "ConfigError" and line == f"error: {record['message']}"
+    assert "needs a GPU but none is visible" in record["message"]

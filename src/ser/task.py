@@ -33,6 +33,7 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 import ser
 from ser.checkpoint import FORMAT as CHECKPOINT_FORMAT
@@ -43,7 +44,7 @@ from ser.hardware import device_record
 from ser.identity import config_hash, finished_results, protocol_hash
 from ser.io import write_json_atomic, write_text_atomic
 from ser.options import check_run_options, data_config, in_multirun, require_untested_search
-from ser.runlock import RunFolderBusyError, run_folder_lock
+from ser.runlock import RunFolderBusyError, distributed_rank, run_folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -276,13 +277,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     second process started on the same folder stops at once (one error line on its own,
     nothing written in a sweep), and the first is never disturbed.
 
-    On its own, a user error prints one line and exits with code 2. In a sweep, any error
+    On its own, a user error prints one line and exits with code 2 (in a SLURM job, e.g.
+    ``srun python train.py hardware=multinode``, it is also recorded in ``error.json``:
+    a node without the GPUs the job needs). In a sweep, any error
     (a NaN loss, unreadable audio, out of memory, a crash in a model) fails this run only:
     it is logged, recorded in ``error.json`` and ``{}`` is returned, so the sweep goes on.
     """
     run = search_trial if cfg.get("search") else _train
     output_dir = Path(cfg.paths.output_dir)
     if not in_multirun():
+        if os.environ.get("SLURM_JOB_ID") and distributed_rank() == 0:
+            run = _recording_failure(run)  # a batch job's log is not where users look first
         return exit_on_user_error(_locked(run))(cfg)
     with ExitStack() as stack:
         try:
@@ -304,6 +309,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return {}
+
+
+def _recording_failure(run: Any) -> Any:
+    """``run`` that, when it fails, also records the failure in ``error.json`` (as a sweep's
+    runs do), then lets it go on to the caller."""
+
+    def recording(cfg: DictConfig) -> dict[str, Any]:
+        started = time.perf_counter()
+        error_path = Path(cfg.paths.output_dir) / "error.json"
+        error_path.unlink(missing_ok=True)
+        try:
+            return run(cfg)
+        except Exception as err:
+            try:
+                record_failure(error_path, cfg, err, wall_time_s=time.perf_counter() - started)
+            except Exception as failed:  # the run's own error is the one to report
+                log.warning("could not record the failure in %s: %s", error_path, failed)
+            raise
+
+    return recording
 
 
 def _locked(run: Any) -> Any:
@@ -346,7 +371,10 @@ def log_file() -> str | None:
     """The job's log file (Hydra's job logging), where the failed run's traceback is."""
     if not HydraConfig.initialized():
         return None
-    return OmegaConf.select(HydraConfig.get().job_logging, "handlers.file.filename")
+    try:
+        return OmegaConf.select(HydraConfig.get().job_logging, "handlers.file.filename")
+    except OmegaConfBaseException:  # no job log configured (a config composed by hand)
+        return None
 
 
 def _train(cfg: DictConfig) -> dict[str, Any]:
