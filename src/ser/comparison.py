@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ser.hardware import hardware_label
+from ser.hardware import hardware_label, hardware_text
 from ser.io import require_writable, write_json_atomic
 from ser.results import collect, latest_protocol, ordered_models, paired_comparison
 
@@ -114,20 +114,11 @@ def compare_sweeps(first: str | Path, second: str | Path) -> list[dict[str, Any]
                 "same_prediction": (
                     float(counts[:, 0].sum() / counts[:, 1].sum()) if len(pairs) else None
                 ),
-                "hardware_a": hardware_text(runs_a[model].values()),
-                "hardware_b": hardware_text(runs_b[model].values()),
+                "hardware_a": hardware_text(Counter(map(hardware_label, runs_a[model].values()))),
+                "hardware_b": hardware_text(Counter(map(hardware_label, runs_b[model].values()))),
             }
         )
     return rows
-
-
-def hardware_text(runs: Any) -> str:
-    """The device kinds and precisions of ``runs`` (:func:`ser.hardware.hardware_label`):
-    ``cpu 32-true``, or ``cpu 32-true (8), cuda bf16-mixed (2)`` when they differ."""
-    counts = Counter(hardware_label(r) for r in runs)
-    if len(counts) == 1:
-        return next(iter(counts))
-    return ", ".join(f"{label} ({n})" for label, n in sorted(counts.items()))
 
 
 def _missing(value: float | None) -> bool:

@@ -179,3 +179,16 @@ def hardware_label(results: Mapping[str, Any]) -> str:
         accelerator = str(environment.get("accelerator") or "unknown")
         kind = accelerator.removesuffix("Accelerator").lower() or "unknown"
     return f"{kind} {environment.get('precision', 'unknown')}"
+
+
+def hardware_text(counts: Mapping[str, int]) -> str:
+    """``cpu 32-true``, or ``cpu 32-true (8), cuda bf16-mixed (2)`` when runs differ
+    (``counts``: :func:`hardware_label` -> number of runs).
+
+    Example:
+        >>> hardware_text({"cpu 32-true": 3})
+        'cpu 32-true'
+    """
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{label} ({n})" for label, n in sorted(counts.items()))

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ser.hardware import hardware_label
+from ser.hardware import hardware_label, hardware_text
 from ser.io import write_bytes_atomic, write_text_atomic
 from ser.text import csv_text
 
@@ -57,12 +57,6 @@ class ModelSummary:
     hardware: dict[str, int] = field(default_factory=dict)
     #: test speaker -> UAR over that speaker's test utterances (mean over seeds)
     speaker_uar: dict[str, float] = field(default_factory=dict)
-
-    def hardware_text(self) -> str:
-        """``cpu 32-true``, or ``cpu 32-true (8), cuda bf16-mixed (2)`` for mixed runs."""
-        if len(self.hardware) == 1:
-            return next(iter(self.hardware))
-        return ", ".join(f"{label} ({n})" for label, n in sorted(self.hardware.items()))
 
     @property
     def n_folds(self) -> int:
@@ -348,7 +342,7 @@ def summary_rows(summary: Summary) -> list[dict[str, Any]]:
                 "uar_std": uar_std,
                 "wa_mean": wa_mean,
                 "wa_std": wa_std,
-                "hardware": s.hardware_text(),
+                "hardware": hardware_text(s.hardware),
             }
             | {f"recall_{c}": s.recall[c] for c in summary.classes}
         )

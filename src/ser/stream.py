@@ -19,7 +19,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from ser.data.audio import SF_ERR_SYSTEM, _resampler
+from ser.data.audio import READ_ERRORS, _resampler, read_error
 from ser.data.features import LogMel3D
 from ser.errors import AudioError
 
@@ -40,9 +40,8 @@ def audio_info(path: str | Path) -> AudioInfo:
     """The sample rate and length of ``path`` (:class:`~ser.errors.AudioError` if unreadable)."""
     try:
         info = sf.info(str(path))
-    except (RuntimeError, TypeError, OSError) as err:
-        transient = isinstance(err, OSError) or getattr(err, "code", None) == SF_ERR_SYSTEM
-        raise AudioError(f"{path}: cannot read audio ({err})", permanent=not transient) from err
+    except READ_ERRORS as err:
+        raise read_error(path, err) from err
     if info.frames <= 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     return AudioInfo(rate=int(info.samplerate), samples=int(info.frames))

@@ -15,6 +15,18 @@ from ser.errors import AudioError
 SF_ERR_SYSTEM = 2
 
 
+#: what soundfile raises for a file it cannot read
+READ_ERRORS = (RuntimeError, TypeError, OSError)
+
+
+def read_error(path: str | Path, err: Exception) -> AudioError:
+    """The :class:`~ser.errors.AudioError` for soundfile's ``err`` reading ``path``:
+    permanent, except libsndfile's "System error" (code 2) and OSError (missing,
+    unreadable, I/O trouble), which may pass."""
+    transient = isinstance(err, OSError) or getattr(err, "code", None) == SF_ERR_SYSTEM
+    return AudioError(f"{path}: cannot read audio ({err})", permanent=not transient)
+
+
 def load_audio(path: str | Path, *, sample_rate: int = 16000, min_samples: int = 1) -> torch.Tensor:
     """Read ``path``, mix channels down to mono and resample to ``sample_rate``.
 
@@ -36,10 +48,8 @@ def load_audio(path: str | Path, *, sample_rate: int = 16000, min_samples: int =
     """
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, TypeError, OSError) as err:
-        # libsndfile's "System error" (code 2) and OSError: missing, unreadable, I/O trouble
-        transient = isinstance(err, OSError) or getattr(err, "code", None) == SF_ERR_SYSTEM
-        raise AudioError(f"{path}: cannot read audio ({err})", permanent=not transient) from err
+    except READ_ERRORS as err:
+        raise read_error(path, err) from err
     if data.size == 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     return conform(
