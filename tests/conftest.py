@@ -369,3 +369,15 @@ def audio_dir(tmp_path, emodb_root):
     wave = torchaudio.functional.resample(torch.from_numpy(wave), rate, 44100).numpy()
     sf.write(folder / "stereo.flac", np.stack([wave, 0.5 * wave], axis=1), 44100)
     return folder, names
+
+
+# ----------------------------------------------------------------------------- encoders
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny WavLM folder (:func:`tiny_encoders.save_tiny_wavlm`: padded batches with
+    attention masks)."""
+    from tiny_encoders import save_tiny_wavlm
+
+    return save_tiny_wavlm(tmp_path_factory.mktemp("tiny-wavlm"))

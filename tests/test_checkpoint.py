@@ -18,10 +18,10 @@ from ser.task import train
 
 
 def test_nested_segment_policy_round_trips_through_json() -> None:
-    policy = PerClass(default=FirstLast(), minority=Sliding(hop=50), minority_classes=["hap"])
+    policy = PerClass(default=FirstLast(), minority=Sliding(hop_s=0.5), minority_classes=["hap"])
     rebuilt = instantiate(json.loads(json.dumps(policy.config())))
     assert isinstance(rebuilt, PerClass)
-    assert isinstance(rebuilt.default, FirstLast) and rebuilt.minority.hop == 50
+    assert isinstance(rebuilt.default, FirstLast) and rebuilt.minority.hop_s == 0.5
     assert tuple(rebuilt.minority_classes) == ("hap",)
     frames, labels = [150, 420, 900], ["ang", "hap", "neu"]
     expected = policy.segment(frames, labels, length=300)

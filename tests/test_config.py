@@ -50,6 +50,10 @@ def test_every_model_and_corpus_composes_and_instantiates(
     assert trainer.checkpoint_callback.monitor == "val/uar"
 
 
+#: the network arguments the run gives from the data (SERModule's ``input_shape``)
+INPUT_SIZES = ("in_channels", "frames", "n_mels")
+
+
 def _constructor_defaults(cls: type) -> dict:
     """``cls``'s keyword defaults (but ``num_classes``), tuples as lists (as YAML has them)."""
 
@@ -59,7 +63,7 @@ def _constructor_defaults(cls: type) -> dict:
     return {
         k: as_lists(p.default)
         for k, p in inspect.signature(cls.__init__).parameters.items()
-        if k not in ("self", "num_classes")
+        if k not in ("self", "num_classes", *INPUT_SIZES)
     }
 
 
@@ -68,7 +72,8 @@ def _constructor_defaults(cls: type) -> dict:
 def test_composed_model_config_is_what_the_network_gets(compose_config, model, variant):
     """conf/model/<model>.yaml (on conf/model/_base/module.yaml, with the width files)
     composes and instantiates; the network gets exactly the composed ``model.net`` values,
-    one for every constructor argument, with n_mels and frames from features and datamodule.
+    one for every constructor argument but the input sizes (from the front-end and
+    datamodule.segment_s: ``input_shape``).
     At width=full they are the constructor's defaults (what bench/throughput.py times as
     ``<model>``); width=small is conf/width_model/small_<model>.yaml on top of them (what it
     times as ``<model>@small``)."""
@@ -81,16 +86,14 @@ def test_composed_model_config_is_what_the_network_gets(compose_config, model, v
     yaml = {k: v for k, v in net_cfg.items() if not k.startswith("_")}
     defaults = _constructor_defaults(cls)
     assert set(yaml) == set(defaults), "model.net must list every constructor argument"
-    assert (yaml["n_mels"], yaml["frames"]) == (
-        cfg.features.n_mels,
-        cfg.datamodule.segment_frames,
-    )
     if variant == "width=full":
         assert yaml == defaults
     elif variant == "width=small":
         small = OmegaConf.load(CONFIG_DIR / "width_model" / f"small_{model}.yaml")
         assert yaml == {**defaults, **OmegaConf.to_container(small)}
-    module = hydra.utils.instantiate(cfg.model, class_names=["a", "b", "c", "d"])
+    module = hydra.utils.instantiate(
+        cfg.model, class_names=["a", "b", "c", "d"], input_shape=(3, 300, 40)
+    )
     assert isinstance(module, SERModule) and type(module.net) is cls
     target = f"{cls.__module__}.{cls.__qualname__}"
     assert module.hparams["net"] == {"_target_": target, "_partial_": True, **yaml}
@@ -103,15 +106,19 @@ def test_composed_model_config_is_what_the_network_gets(compose_config, model, v
 
 @pytest.mark.parametrize("model", sorted(NETWORKS))
 def test_network_input_shape_follows_features_and_datamodule(compose_config, model):
-    """model.net.n_mels and frames are ${features.n_mels} and ${datamodule.segment_frames}:
-    other features or segments change the network with them (ADSRNN's windows *
-    window_frames must stay equal to the frames)."""
-    overrides = ["features.n_mels=64", "datamodule.segment_frames=200"]
+    """The network is built for the data module's segments: other features (64 bands) or
+    segments (2 s) change it with them (ADSRNN's windows * window_frames must stay equal to
+    the frames)."""
+    overrides = ["features.n_mels=64", "datamodule.segment_s=2.0"]
     if model == "adsrnn":
         overrides.append("model.net.window_frames=20")
     cfg = compose_config([f"model={model}", "debug=fast", *overrides])
-    net = hydra.utils.instantiate(cfg.model, class_names=["a", "b"]).net.eval()
-    assert (net.frames, net.n_mels) == (200, 64)
+    datamodule = hydra.utils.instantiate(cfg.datamodule)
+    assert datamodule.input_shape == (3, 200, 64)
+    net = hydra.utils.instantiate(
+        cfg.model, class_names=["a", "b"], input_shape=datamodule.input_shape
+    ).net.eval()
+    assert (net.in_channels, net.frames, net.n_mels) == (3, 200, 64)
     with torch.no_grad():
         assert net(torch.randn(2, 3, 200, 64)).shape == (2, 2)
 

@@ -200,7 +200,7 @@ def test_the_default_config_builds(compose_run):
         (["features.win_ms=50"], "features.win_ms=50: a frame of 800 samples exceeds "
                                  "features.n_fft=512"),
         (["datamodule.padding=edge"], "datamodule.padding='edge': choose one of mean, zeros"),
-        (["datamodule.train_segments.minority.hop=0"], "Sliding(hop=0): the hop must be at least"),
+        (["datamodule.train_segments.minority.hop_s=0"], "Sliding(hop_s=0): give the hop in"),
         (["balance=fixed", "datamodule.balance.n=0"], "datamodule.balance.n=0 (balance=fixed)"),
         (["model.combine=median"], "model.combine='median': choose one of ('max', 'mean')"),
         (["model.net.window_hidden=0"], "model.net.window_hidden=0: must be a positive integer"),

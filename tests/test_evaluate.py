@@ -149,7 +149,7 @@ def test_repeated_evaluation_reads_cached_features(predictor, emovo_root, emovo_
     def no_audio(*args, **kwargs):
         raise AssertionError("features were recomputed instead of read from the cache")
 
-    monkeypatch.setattr("ser.evaluate.load_audio", no_audio)
+    monkeypatch.setattr("ser.data.source.load_audio", no_audio)
     again = evaluate(predictor, EMOVO(root=emovo_root), cache_dir=emovo_cache, progress=False)
     assert again == emovo_result
 

@@ -123,10 +123,29 @@ def read(path: str | Path) -> dict[str, Any]:
         )
     version = meta.get("format")
     if version == 1:
-        return _upgrade_format_1(checkpoint)
+        return _hops_in_seconds(_upgrade_format_1(checkpoint))
     if version != FORMAT:
         raise CheckpointError(
             f"{path} has checkpoint format {version!r}, which this version of ser cannot read "
             f"(it reads formats 1 and {FORMAT}): use the ser version that wrote it, or retrain"
         )
+    return _hops_in_seconds(checkpoint)
+
+
+def _hops_in_seconds(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Sliding evaluation segments recorded with a hop in log-mel frames (``hop``, before
+    segment lengths were in seconds) as ``hop_s``."""
+    data = checkpoint.get(DATA_KEY) or {}
+    seconds_per_frame = data.get("features", {}).get("hop_ms", 10.0) / 1000
+
+    def convert(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        node = {k: convert(v) for k, v in node.items()}
+        if str(node.get("_target_", "")).endswith(".Sliding") and "hop" in node:
+            node["hop_s"] = node.pop("hop") * seconds_per_frame
+        return node
+
+    if "eval_segments" in data:
+        data["eval_segments"] = convert(data["eval_segments"])
     return checkpoint

@@ -48,14 +48,12 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from ser.config import CONFIG_DIR, check_choices_or_exit, exit_on_user_error, require_complete
-from ser.data.audio import load_audio
-from ser.data.cache import FeatureCache
 from ser.data.corpora import Corpus, Utterance
 from ser.data.dataset import frame_store
 from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
+from ser.data.source import FeatureSource
 from ser.errors import AudioError, ConfigError, CorpusError, require_batch_size
 from ser.inference import Predictor
 from ser.io import require_writable, write_json_atomic
@@ -86,44 +84,22 @@ def load_features(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> list[torch.Tensor]:
-    """``(3, T, n_mels)`` features of ``utterances`` with the checkpoint's feature config.
+    """Features of ``utterances`` with the checkpoint's front-end
+    (:class:`~ser.data.source.FeatureSource`, as training gets them).
 
     With ``cache_dir`` they go through the feature cache (computed once, shared with
     training); without, they are computed in memory. An unusable audio file is an
     :class:`AudioError` naming it (a score over a silently smaller corpus would mislead).
     """
-    features = predictor.features
-
-    def extract(utterance: Utterance) -> torch.Tensor:
-        wave = load_audio(
-            utterance.path, sample_rate=features.sample_rate, min_samples=features.win_length
-        )
-        return features(wave)
-
-    bad: dict[str, str] = {}
-    if cache_dir is not None:
-        cache = FeatureCache(
-            root=cache_dir,
-            corpus_name=corpus.name,
-            corpus_identity=corpus.cache_identity,
-            feature_config=features.config(),
-        )
-        bad = cache.fill(utterances, extract, progress=progress).bad
-        out = [] if bad else cache.load(utterances, extract)
-    else:
-        out = []
-        for utterance in tqdm(utterances, desc="features", unit="file", disable=not progress):
-            try:
-                out.append(extract(utterance))
-            except AudioError as err:
-                bad[utterance.id] = str(err)
+    source = FeatureSource(predictor.features, cache_dir=cache_dir, progress=progress)
+    features, bad = source.features(corpus, utterances)
     if bad:
         examples = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:3])
         raise AudioError(
             f"{len(bad)} unusable audio file(s) in {corpus.name} ({examples}); fix or remove "
             "them, or leave them out of the corpus (a manifest without them)"
         )
-    return out
+    return features
 
 
 def target_normalizer(predictor: Predictor, features: list[torch.Tensor]) -> Normalizer:
@@ -132,7 +108,10 @@ def target_normalizer(predictor: Predictor, features: list[torch.Tensor]) -> Nor
     statistics are of the training segments. No label is used."""
     frames, offsets, lengths = frame_store(features)
     table = predictor.segments.segment(
-        lengths, [""] * len(lengths), length=predictor.segment_frames
+        lengths,
+        [""] * len(lengths),
+        length=predictor.segment_frames,
+        frame_rate=predictor.features.frame_rate,
     )
     return fit_normalizer(frames, frame_weights(table, offsets, len(frames)))
 
@@ -200,11 +179,12 @@ def evaluate(
     if norm == "target":
         scorer = copy.copy(predictor)  # the same network; only the statistics differ
         scorer.normalizer = target_normalizer(predictor, features)
-    hop_s = predictor.features.hop_length / predictor.features.sample_rate
+    rate = predictor.features.frame_rate
     results = []
     for start in range(0, len(features), CHUNK_UTTERANCES):
         chunk = features[start : start + CHUNK_UTTERANCES]
-        results += scorer.predict_features(chunk, [f.shape[1] * hop_s for f in chunk])
+        durations = [None if rate is None else f.shape[1] / rate for f in chunk]
+        results += scorer.predict_features(chunk, durations)
 
     labels = torch.tensor([known.index(u.label) for u in utterances])
     preds = torch.tensor([known.index(p.label) for p in results])

@@ -18,15 +18,22 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+#: the scheme of the hashes, recorded in results.json: raised when a change of the config tree
+#: changes every run's config on purpose (2: segments in seconds, network input sizes from
+#: the front-end), so that runs of older code are not taken for finished runs of this code
+IDENTITY_VERSION = 2
+
 #: config groups whose whole effect is a config value the hashes already cover
 #: (``precision`` sets ``trainer.precision``): their choice adds nothing to the protocol
 CHOICES_IN_CONFIG = ("precision",)
 
 #: what may differ between the runs of one comparison: the model and its own settings
-#: (ACRNN's batch of 40), the fold and the seed
+#: (ACRNN's batch of 40), its front-end (the reference rows: openSMILE functionals with a
+#: linear model beside the networks on log-mel), the fold and the seed
 PROTOCOL_EXCLUDE = (
     "model.name", "model.net", "model.center_loss", "model._target_", "fold", "seed",
-    "datamodule.fold", "datamodule.seed", "datamodule.batch_size",
+    "datamodule.fold", "datamodule.seed", "datamodule.batch_size", "features",
+    "datamodule.features",
 )  # fmt: skip
 
 
@@ -85,6 +92,7 @@ def protocol_hash(cfg: DictConfig) -> str:
             k: v
             for k, v in choices.items()
             if not k.endswith("model")
+            and k != "features"
             and not k.startswith("hydra")
             and k not in CHOICES_IN_CONFIG
             and (k not in neutral_choices or v != neutral_choices[k])

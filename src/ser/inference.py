@@ -9,7 +9,7 @@ Python::
 
 Everything comes from the checkpoint (:mod:`ser.checkpoint`): the network, class names and
 combination rule (``SERModule.from_checkpoint``), and the data module's state: feature
-config (peak normalisation included), the fold's normalisation statistics and padding mode,
+config (the front-end and its settings), the fold's normalisation statistics and padding mode,
 segment length and evaluation segmenting. A recording is segmented, padded and combined
 exactly as the test split was, so a test utterance gets the test step's prediction.
 
@@ -29,14 +29,15 @@ from torch import nn
 from tqdm import tqdm
 
 from ser.checkpoint import DATA_KEY, read
-from ser.data.audio import conform, load_audio
+from ser.data.audio import conform
 from ser.data.dataset import SegmentDataset, frame_store
-from ser.data.features import LogMel3D
+from ser.data.frontend import FrontEnd, frontend_from_record
 from ser.data.normalization import Normalizer, check_padding
 from ser.data.segments import SegmentPolicy
+from ser.data.source import FeatureSource
 from ser.errors import AudioError, CheckpointError
 from ser.metrics import combine_segments
-from ser.stream import audio_info, frame_count, stream_features, window_starts
+from ser.stream import audio_info, window_starts
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Predictor:
     Args:
         net: the network (log-probabilities out).
         class_names: output classes, in order.
-        features: waveform -> ``(3, T, n_mels)``.
+        features: the front-end, waveform -> ``(channels, frames, dims)``.
         normalizer: the training fold's statistics.
         segment_frames: segment length in frames.
         segments: evaluation segmenting policy.
@@ -82,7 +83,7 @@ class Predictor:
         *,
         net: nn.Module,
         class_names: Sequence[str],
-        features: LogMel3D,
+        features: FrontEnd,
         normalizer: Normalizer,
         segment_frames: int,
         segments: SegmentPolicy,
@@ -97,6 +98,7 @@ class Predictor:
         self.net = net.to(self.device).eval()
         self.class_names = list(class_names)
         self.features = features
+        self.source = FeatureSource(features, progress=False)
         self.normalizer = normalizer
         self.segment_frames = segment_frames
         self.segments = segments
@@ -127,7 +129,7 @@ class Predictor:
         return cls(
             net=module.net,
             class_names=module.class_names,
-            features=LogMel3D(**data["features"]),
+            features=frontend_from_record(data["features"]),
             normalizer=Normalizer.from_state_dict(data["normalizer"]),
             segment_frames=data["segment_frames"],
             segments=instantiate(data["eval_segments"]),
@@ -154,11 +156,11 @@ class Predictor:
             wave,
             sample_rate,
             sample_rate=self.features.sample_rate,
-            min_samples=self.features.win_length,
+            min_samples=self.features.min_samples,
             source="waveform",
         )
         duration = wave.numel() / self.features.sample_rate
-        return self.predict_features([self.features(wave)], [duration])[0]
+        return self.predict_features([self.source.apply("waveform", wave)], [duration])[0]
 
     def predict_files(
         self, paths: Sequence[str | Path], *, progress: bool = True
@@ -177,15 +179,12 @@ class Predictor:
             tqdm(paths, desc="predict", unit="file", disable=not progress)
         ):
             try:
-                wave = load_audio(
-                    path,
-                    sample_rate=self.features.sample_rate,
-                    min_samples=self.features.win_length,
-                )
+                wave = self.source.waveform(path)
+                features = self.source.apply(path, wave)
             except AudioError as err:
                 predictions[index] = Prediction(None, {}, 0, None, error=str(err))
             else:
-                chunk.append((index, self.features(wave), wave.numel() / self.features.sample_rate))
+                chunk.append((index, features, wave.numel() / self.features.sample_rate))
                 if len(chunk) >= self.batch_size:
                     flush()
         if chunk:
@@ -204,35 +203,34 @@ class Predictor:
         Windows of the checkpoint's segment length, ``hop_s`` seconds apart, the last one
         ending with the recording (:func:`ser.stream.window_starts`), each scored by the
         network; the recording's label combines them all as the test step combines an
-        utterance's segments. The audio and features are streamed
-        (:func:`ser.stream.stream_features`): memory does not grow with the file's length.
-        ``segment_starts_s`` / ``segment_probs`` are the timeline. A recording shorter than
-        one window is scored as the test step scores a short utterance (one padded segment).
+        utterance's segments. The features come block by block
+        (:meth:`~ser.data.source.FeatureSource.stream`): with the log-mel front-end memory
+        does not grow with the file's length. ``segment_starts_s`` / ``segment_probs`` are
+        the timeline. A recording shorter than one window is scored as the test step scores
+        a short utterance (one padded segment), and so is every recording with an
+        utterance-level front-end (functionals: one vector per recording).
         """
         info = audio_info(path)
-        total = frame_count(info, self.features)
+        rate = self.features.frame_rate
+        if rate is None:
+            return self._predict_whole(path, info.duration_s)
         length = self.segment_frames
-        hop_frames = max(1, round(hop_s * self.features.sample_rate / self.features.hop_length))
-        starts = window_starts(total, length=length, hop=hop_frames)
+        total, blocks = self.source.stream(path, block_frames=block_frames)
+        starts = window_starts(total, length=length, hop=max(1, round(hop_s * rate)))
         if not starts:  # shorter than one window: one padded segment, as in evaluation
-            wave = load_audio(
-                path, sample_rate=self.features.sample_rate, min_samples=self.features.win_length
-            )
-            prediction = self.predict_features([self.features(wave)], [info.duration_s])[0]
-            prediction.path = str(path)
-            return prediction
+            return self._predict_whole(path, info.duration_s)
         bf16 = self.precision.startswith("bf16")
-        pending = torch.empty(0, 3, self.features.n_mels)
+        pending = torch.empty(0, self.features.channels, self.features.dims)
         pending_start = 0  # frame index of pending[0]
         next_window, batch, seg_probs = 0, [], []
 
         def score(windows: list[torch.Tensor]) -> None:
-            x = torch.stack(windows).transpose(1, 2).to(self.device)  # (B, 3, L, n_mels)
+            x = torch.stack(windows).transpose(1, 2).to(self.device)  # (B, C, L, dims)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
                 seg_probs.append(self.net(x).float().exp().cpu())
             windows.clear()
 
-        for block in stream_features(path, self.features, block_frames=block_frames):
+        for block in blocks:
             pending = torch.cat([pending, self.normalizer(block)])
             while next_window < len(starts) and (
                 starts[next_window] + length <= pending_start + len(pending)
@@ -255,16 +253,21 @@ class Predictor:
         probs = torch.cat(seg_probs)
         utterance = combine_segments(probs, torch.zeros(len(probs), dtype=torch.long), 1,
                                      self.combine)[0].tolist()  # fmt: skip
-        hop_s_frame = self.features.hop_length / self.features.sample_rate
         return Prediction(
             label=self.class_names[int(np.argmax(utterance))],
             probs=dict(zip(self.class_names, utterance, strict=True)),
             segments=len(starts),
             duration_s=info.duration_s,
-            segment_starts_s=[round(start * hop_s_frame, 4) for start in starts],
+            segment_starts_s=[round(start / rate, 4) for start in starts],
             segment_probs=[dict(zip(self.class_names, p, strict=True)) for p in probs.tolist()],
             path=str(path),
         )
+
+    def _predict_whole(self, path: str | Path, duration_s: float) -> Prediction:
+        """``path`` scored as the test step scores an utterance (its evaluation segments)."""
+        prediction = self.predict_features([self.source.extract(path)], [duration_s])[0]
+        prediction.path = str(path)
+        return prediction
 
     def predict_files_windows(
         self, paths: Sequence[str | Path], *, hop_s: float = 1.0, progress: bool = True
@@ -281,11 +284,14 @@ class Predictor:
     # ------------------------------------------------------------------ features
     @torch.inference_mode()
     def predict_features(
-        self, features: Sequence[torch.Tensor], durations: Sequence[float]
+        self, features: Sequence[torch.Tensor], durations: Sequence[float | None]
     ) -> list[Prediction]:
-        """Predict recordings given their ``(3, T, n_mels)`` features (batched over all)."""
+        """Predict recordings given their ``(channels, frames, dims)`` features (batched)."""
         frames, offsets, lengths = frame_store(features)
-        table = self.segments.segment(lengths, [""] * len(lengths), length=self.segment_frames)
+        rate = self.features.frame_rate
+        table = self.segments.segment(
+            lengths, [""] * len(lengths), length=self.segment_frames, frame_rate=rate
+        )
         dataset = SegmentDataset(
             frames=self.normalizer(frames),
             offsets=torch.from_numpy(offsets),
@@ -304,7 +310,7 @@ class Predictor:
         seg_probs = torch.cat(seg_probs)
         seg_to_utt = torch.from_numpy(table.utterance)
         utt_probs = combine_segments(seg_probs, seg_to_utt, len(features), self.combine)
-        hop_s = self.features.hop_length / self.features.sample_rate
+        seconds_per_frame = 0.0 if rate is None else 1 / rate
         predictions = []
         for index, duration in enumerate(durations):
             mine = (seg_to_utt == index).nonzero().squeeze(1)
@@ -316,7 +322,7 @@ class Predictor:
                     segments=len(mine),
                     duration_s=duration,
                     segment_starts_s=[
-                        round(float(s) * hop_s, 4) for s in table.start[mine.numpy()]
+                        round(float(s) * seconds_per_frame, 4) for s in table.start[mine.numpy()]
                     ],
                     segment_probs=[
                         dict(zip(self.class_names, p, strict=True))

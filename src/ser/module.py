@@ -95,6 +95,14 @@ class LossGuard:
         )
 
 
+def _shape_kwargs(input_shape: Sequence[int] | None) -> dict[str, int]:
+    """The network's input-size arguments for a segment shape ``(channels, frames, dims)``."""
+    if input_shape is None:
+        return {}
+    channels, frames, dims = (int(v) for v in input_shape)
+    return {"in_channels": channels, "frames": frames, "n_mels": dims}
+
+
 class SERModule(L.LightningModule):
     """Lightning wrapper of one network.
 
@@ -103,6 +111,11 @@ class SERModule(L.LightningModule):
         net: network factory called with ``num_classes`` (a Hydra partial), or its
             ``_partial_`` config node (as stored in checkpoints).
         class_names: class names in output order (from the data module).
+        input_shape: ``(channels, frames, dims)`` of a segment (the data module's
+            ``input_shape``: the front-end's channels and dims, the segment length in its
+            frames), given to ``net`` as ``in_channels``, ``frames`` and ``n_mels``;
+            ``None``: ``net`` has them already (checkpoints written before the choice of
+            front-end).
         optimizer: optimiser factory called with parameter groups (a Hydra partial);
             ``None`` for a module loaded to evaluate only.
         scheduler: optional scheduler factory called with the optimiser (a Hydra partial);
@@ -130,6 +143,7 @@ class SERModule(L.LightningModule):
         name: str,
         net: NetFactory | Mapping[str, Any],
         class_names: Sequence[str],
+        input_shape: Sequence[int] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
@@ -152,7 +166,7 @@ class SERModule(L.LightningModule):
         self.class_names = list(class_names)
         net, center_loss = _factory(net), _factory(center_loss)
         try:
-            self.net = net(num_classes=len(self.class_names))
+            self.net = net(num_classes=len(self.class_names), **_shape_kwargs(input_shape))
         except NetOptionError as err:
             raise ConfigError(f"model.net.{err} (model={name})") from err
         except ValueError as err:
@@ -179,6 +193,7 @@ class SERModule(L.LightningModule):
             {
                 "name": name,
                 "class_names": self.class_names,
+                "input_shape": None if input_shape is None else list(input_shape),
                 "net": factory_node(net),
                 "mse_weight": mse_weight,
                 "center_loss": None if center_loss is None else factory_node(center_loss),

@@ -196,11 +196,9 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         ):
             print(f"wrote {path}")
     if cfg.timeline:
-        window_s = (
-            predictor.segment_frames
-            * predictor.features.hop_length
-            / (predictor.features.sample_rate)
-        )
+        rate = predictor.features.frame_rate
+        # utterance-level features: one window, the whole recording
+        window_s = float("inf") if rate is None else predictor.segment_frames / rate
         timeline = timeline_rows(predictions, predictor.class_names, window_s=window_s)
         write_timeline(timeline, Path(cfg.timeline))
         print(f"wrote {cfg.timeline} ({len(timeline)} windows)")

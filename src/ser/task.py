@@ -36,12 +36,19 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 import ser
+from ser.checkpoint import DATA_KEY
 from ser.checkpoint import FORMAT as CHECKPOINT_FORMAT
-from ser.config import exit_on_user_error, require_complete, slurm_tasks_per_node, user_error
+from ser.config import (
+    exit_on_user_error,
+    model_label,
+    require_complete,
+    slurm_tasks_per_node,
+    user_error,
+)
 from ser.data.corpora import Utterance
 from ser.errors import ConfigError, OutOfMemoryError, SERError
 from ser.hardware import device_record
-from ser.identity import config_hash, finished_results, protocol_hash
+from ser.identity import IDENTITY_VERSION, config_hash, finished_results, protocol_hash
 from ser.io import write_json_atomic, write_text_atomic
 from ser.options import check_run_options, data_config, in_multirun, require_untested_search
 from ser.runlock import RunFolderBusyError, distributed_rank, run_folder_lock
@@ -180,6 +187,18 @@ def check_resume_folder(ckpt_path: Path, output_dir: Path) -> None:
             "lose that run's best val/uar and metrics. Resume it in its own folder: add "
             f"hydra.run.dir={run_dir}"
         )
+
+
+def check_resume_data(ckpt_path: Path, datamodule: Any) -> None:
+    """Refuse, before any audio is read, a checkpoint of other data: another corpus, fold,
+    class set or front-end (:meth:`ser.data.SERDataModule.load_state_dict` names both)."""
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # not a checkpoint: the resume itself says so, naming the file
+        return
+    state = checkpoint.get(DATA_KEY) if isinstance(checkpoint, dict) else None
+    if state:
+        datamodule.load_state_dict(state)
 
 
 #: which config the run folder's checkpoints belong to
@@ -352,7 +371,7 @@ def record_failure(
     except Exception:  # the config itself does not resolve: that is the failure recorded
         hashes = {"config_hash": None, "protocol_hash": None}
     record = {
-        "model": OmegaConf.select(cfg, "model.name", default=None),
+        "model": _label(cfg),
         "fold": cfg.get("fold"),
         "seed": cfg.get("seed"),
         "error": type(cause).__name__,
@@ -401,7 +420,11 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.datamodule)
     fold = datamodule.fold  # fails early, listing valid folds, when cfg.fold is out of range
-    model = hydra.utils.instantiate(cfg.model, class_names=list(datamodule.classes))
+    if ckpt_path:
+        check_resume_data(Path(ckpt_path), datamodule)
+    model = hydra.utils.instantiate(
+        cfg.model, class_names=list(datamodule.classes), input_shape=datamodule.input_shape
+    )
     callbacks = instantiate_dict(cfg.callbacks)
     loggers = instantiate_dict(cfg.logger)
     trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
@@ -434,7 +457,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         # mmap: reads the counters without loading the weights and optimiser state
         best = torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)
         results = {
-            "model": model.name,
+            "model": _label(cfg),
+            "features": datamodule.features.record(),
             "fold": fold.index,
             "test_speakers": list(fold.test),
             "val_speakers": list(fold.val),
@@ -464,6 +488,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
             "environment": environment(trainer),
             "config_hash": config_hash(cfg),
             "protocol_hash": protocol_hash(cfg),
+            "identity_version": IDENTITY_VERSION,
             "command": command_line(),
         }
         if trainer.is_global_zero:
@@ -474,6 +499,17 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
             cross_evaluate(cfg, results)
     _finish_loggers()
     return results
+
+
+def _label(cfg: DictConfig) -> str | None:
+    """The run's model and front-end (:func:`ser.config.model_label`), ``None`` when the
+    config is too broken to say."""
+    name, features = OmegaConf.select(cfg, "model.name"), OmegaConf.select(cfg, "features")
+    if name is None:
+        return None
+    return model_label(
+        name, {} if features is None else OmegaConf.to_container(features, resolve=True)
+    )
 
 
 def prediction_records(

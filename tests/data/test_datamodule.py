@@ -143,9 +143,9 @@ def test_minority_class_gets_sliding_windows(emodb_manifest, tmp_path):
         corpus=Manifest(manifest=emodb_manifest),
         fold=0,
         cache_dir=tmp_path / "cache",
-        segment_frames=60,
+        segment_s=0.6,
         train_segments=PerClass(
-            default=Sliding(hop=1000), minority=Sliding(hop=50), minority_classes=["hap"]
+            default=Sliding(hop_s=10.0), minority=Sliding(hop_s=0.5), minority_classes=["hap"]
         ),
         progress=False,
     )
@@ -235,7 +235,7 @@ def test_from_the_hydra_config(emodb_root, emodb_cache_dir):
     assert dm.fold.test == ("10",) and dm.seed == 11
     assert isinstance(dm.balance, FixedPerClass) and dm.balance.n == 300  # SEED.md
     assert isinstance(dm.train_segments, PerClass)
-    assert dm.train_segments.minority.hop == 100
+    assert dm.train_segments.minority.hop_s == 1.0
     # the configured features are SEED.md's, i.e. the code defaults: same cache folder
     default = SERDataModule(corpus=dm.corpus, fold=3, cache_dir=emodb_cache_dir)
     assert dm.cache.directory == default.cache.directory
@@ -291,8 +291,8 @@ def small_dm(emodb_manifest, cache_dir, *, corpus_minority=None, **policy):
         corpus=corpus,
         fold=0,
         cache_dir=cache_dir,
-        segment_frames=60,
-        train_segments=PerClass(default=Sliding(hop=1000), minority=Sliding(hop=50), **policy),
+        segment_s=0.6,
+        train_segments=PerClass(default=Sliding(hop_s=10.0), minority=Sliding(hop_s=0.5), **policy),
         progress=False,
     )
 

@@ -24,7 +24,7 @@ def split():
         position += n + gap
     # distinct, non-zero values everywhere so padding and misplaced rows are visible
     frames = torch.arange(position * 3 * 40, dtype=torch.float32).reshape(position, 3, 40) + 1
-    table = Sliding(hop=100).segment(lengths, ["a"] * 4, length=L)
+    table = Sliding(hop_s=1.0).segment(lengths, ["a"] * 4, length=L)
     dataset = SegmentDataset(
         frames=frames,
         offsets=torch.tensor(offsets),

@@ -223,15 +223,13 @@ def raw_frames(dm, split):
     ).double()
 
 
-@pytest.mark.parametrize("segment_frames", [300, 100])
-def test_normalised_training_segments_have_zero_mean_unit_std(
-    emodb_manifest, tmp_path, segment_frames
-):
+@pytest.mark.parametrize("segment_s", [3.0, 1.0])
+def test_normalised_training_segments_have_zero_mean_unit_std(emodb_manifest, tmp_path, segment_s):
     # 100 frames: first and last segments of a 198-frame file overlap (frames counted twice)
     dm = datamodule(
         emodb_manifest,
         tmp_path / "cache",
-        segment_frames=segment_frames,
+        segment_s=segment_s,
         train_segments=FirstLast(),
     )
     frames = normalised_frames(dm)

@@ -14,7 +14,8 @@ from ser.data.segments import FirstLast, PerClass, SegmentTable, Sliding
 from ser.errors import ConfigError
 
 L = 300  # SEED.md: 3 s
-HOP = 100  # SEED.md: the minority class' window hop
+HOP = 100  # SEED.md: the minority class' window hop (1 s of 10 ms frames)
+HOP_S = HOP / 100
 
 
 def rows(table: SegmentTable) -> list[tuple[int, int, int]]:
@@ -23,7 +24,7 @@ def rows(table: SegmentTable) -> list[tuple[int, int, int]]:
     )
 
 
-@pytest.mark.parametrize("policy", [FirstLast(), Sliding(hop=HOP)])
+@pytest.mark.parametrize("policy", [FirstLast(), Sliding(hop_s=HOP_S)])
 def test_short_and_exact_utterances_give_one_segment(policy):
     table = policy.segment([1, 120, 299, 300], ["a"] * 4, length=L)
     # one segment from frame 0; frames past T are padding (valid = T)
@@ -40,7 +41,7 @@ def test_first_last_of_long_utterances():
 
 
 def test_sliding_windows_with_an_end_aligned_last_window():
-    table = Sliding(hop=HOP).segment([301, 450, 500, 620], ["a"] * 4, length=L)
+    table = Sliding(hop_s=HOP_S).segment([301, 450, 500, 620], ["a"] * 4, length=L)
     starts = {u: [s for uu, s, _ in rows(table) if uu == u] for u in range(4)}
     assert starts[0] == [0, 1]  # 0, then the window ending at frame 301
     assert starts[1] == [0, 100, 150]  # 200 would run past the end: end-aligned 150
@@ -52,8 +53,8 @@ def test_sliding_windows_with_an_end_aligned_last_window():
 
 
 def test_sliding_hop_must_be_positive():
-    with pytest.raises(ConfigError, match=r"Sliding\(hop=0\).*datamodule\.train_segments"):
-        Sliding(hop=0)
+    with pytest.raises(ConfigError, match=r"Sliding\(hop_s=0\).*datamodule\.train_segments"):
+        Sliding(hop_s=0)
 
 
 def test_segments_come_in_utterance_order_and_index_the_input():
@@ -69,7 +70,7 @@ def test_per_class_minority_is_the_class_with_fewest_utterances():
     labels = ["neu", "hap", "neu", "sad", "neu", "sad", "ang", "ang", "hap", "hap", "hap"]
     # ang has 2 utterances (fewest)
     frames = [450] * len(labels)
-    policy = PerClass(default=FirstLast(), minority=Sliding(hop=HOP))
+    policy = PerClass(default=FirstLast(), minority=Sliding(hop_s=HOP_S))
     assert policy.resolve_minority(labels) == ("ang",)
     table = policy.segment(frames, labels, length=L)
     per_utt = {u: table.start[table.utterance == u].tolist() for u in range(len(labels))}
@@ -78,7 +79,7 @@ def test_per_class_minority_is_the_class_with_fewest_utterances():
 
 
 def test_per_class_minority_depends_on_the_labels_being_segmented():
-    policy = PerClass(default=FirstLast(), minority=Sliding(hop=HOP))
+    policy = PerClass(default=FirstLast(), minority=Sliding(hop_s=HOP_S))
     assert policy.resolve_minority(["hap", "sad", "sad"]) == ("hap",)
     assert policy.resolve_minority(["hap", "hap", "sad"]) == ("sad",)
 
@@ -86,7 +87,7 @@ def test_per_class_minority_depends_on_the_labels_being_segmented():
 def test_per_class_explicit_minority_classes():
     labels = ["neu", "hap", "sad", "ang"]
     policy = PerClass(
-        default=FirstLast(), minority=Sliding(hop=HOP), minority_classes=["hap", "sad"]
+        default=FirstLast(), minority=Sliding(hop_s=HOP_S), minority_classes=["hap", "sad"]
     )
     assert policy.resolve_minority(labels) == ("hap", "sad")
     table = policy.segment([620, 620, 620, 250], labels, length=L)
@@ -96,7 +97,7 @@ def test_per_class_explicit_minority_classes():
 
 
 def test_short_minority_utterance_is_still_one_padded_segment():
-    policy = PerClass(default=FirstLast(), minority=Sliding(hop=HOP))
+    policy = PerClass(default=FirstLast(), minority=Sliding(hop_s=HOP_S))
     table = policy.segment([200, 450, 450], ["hap", "neu", "neu"], length=L)
     assert rows(table)[0] == (0, 0, 200)
 

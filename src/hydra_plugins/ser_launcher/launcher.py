@@ -159,13 +159,14 @@ def step_spec(cfg: DictConfig) -> StepSpec:
     import hydra
 
     net = OmegaConf.to_container(cfg.model.net, resolve=True)
+    frontend = hydra.utils.instantiate(cfg.features)
     return StepSpec(
         net=net,
         num_classes=len(hydra.utils.instantiate(cfg.data).classes),
         batch_size=cfg.datamodule.batch_size,
-        in_channels=net["in_channels"],
-        frames=cfg.datamodule.segment_frames,
-        n_mels=net["n_mels"],
+        in_channels=frontend.channels,
+        frames=frontend.segment_frames(cfg.datamodule.segment_s),
+        n_mels=frontend.dims,
         precision=str(cfg.trainer.precision),
     )
 
@@ -175,9 +176,15 @@ def step_specs(configs: Iterable[DictConfig]) -> list[StepSpec]:
     measured once."""
     distinct: dict[str, DictConfig] = {}
     for cfg in configs:
-        net, data = (OmegaConf.to_yaml(node, resolve=True) for node in (cfg.model.net, cfg.data))
-        key = f"{net}{data}{cfg.datamodule.batch_size} {cfg.trainer.precision}"
-        distinct.setdefault(key, cfg)  # the net holds the segment shape
+        net, data, features = (
+            OmegaConf.to_yaml(node, resolve=True)
+            for node in (cfg.model.net, cfg.data, cfg.features)
+        )
+        key = (
+            f"{net}{data}{features}{cfg.datamodule.segment_s} {cfg.datamodule.batch_size} "
+            f"{cfg.trainer.precision}"
+        )
+        distinct.setdefault(key, cfg)
     return [step_spec(cfg) for cfg in distinct.values()]
 
 
@@ -188,7 +195,10 @@ def training_step_peak_bytes(spec: StepSpec) -> int:
     import torch
 
     device = torch.device("cuda", 0)
-    net = hydra.utils.instantiate(spec.net)(num_classes=spec.num_classes).to(device)
+    net = hydra.utils.instantiate(spec.net)(
+        num_classes=spec.num_classes, in_channels=spec.in_channels, frames=spec.frames,
+        n_mels=spec.n_mels,
+    ).to(device)  # fmt: skip
     x = torch.randn(spec.batch_size, spec.in_channels, spec.frames, spec.n_mels, device=device)
     torch.cuda.reset_peak_memory_stats(device)
     bf16 = spec.precision.startswith("bf16")

@@ -119,6 +119,8 @@ class FeatureCache:
         extract: Callable[[Utterance], torch.Tensor],
         *,
         progress: bool = True,
+        extract_many: Callable[[list[Utterance]], list[torch.Tensor | AudioError]] | None = None,
+        batch: int = 1,
     ) -> FillReport:
         """Compute and store the features of every utterance not cached yet.
 
@@ -128,6 +130,10 @@ class FeatureCache:
         decides whether bad files are fatal. The missing entries are computed in a random
         order, and one that another process stores (or records as bad) in the meantime is
         taken from it, counted as ``cached`` (or ``bad``), not computed again.
+
+        ``extract_many`` (with ``batch`` > 1) extracts ``batch`` missing utterances per call,
+        returning each one's features or its :class:`AudioError`: a front-end that encodes
+        padded batches (:class:`~ser.data.ssl.SSLEncoder`) fills the cache faster.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         if not (self.directory / "meta.json").exists():
@@ -153,24 +159,33 @@ class FeatureCache:
         # generator, seeded by the system: the global random state stays as it is.
         random.Random().shuffle(todo)
         bar = tqdm(
-            todo, desc=f"features -> {self.directory}", unit="utt", disable=not (progress and todo)
-        )
-        for utterance, target, deleted in bar:
-            # stored (or found unreadable) by another process since the scan: take it
-            state = _state(utterance, target, report)
-            if state == "done":
-                continue
-            if state == "damaged" and not deleted:  # counted once per utterance
-                report.recomputed += 1
-            try:
-                features = extract(utterance)
-            except AudioError as err:
-                report.bad[utterance.id] = str(err)
-                if err.permanent:  # a refused read is retried next time
-                    write_bytes_atomic(target.with_suffix(".bad"), str(err).encode())
-                continue
-            _store(target, features)
-            report.computed += 1
+            total=len(todo), desc=f"features -> {self.directory}", unit="utt",
+            disable=not (progress and todo),
+        )  # fmt: skip
+        for first in range(0, len(todo), batch):
+            missing = []
+            for utterance, target, deleted in todo[first : first + batch]:
+                # stored (or found unreadable) by another process since the scan: take it
+                state = _state(utterance, target, report)
+                if state == "done":
+                    continue
+                if state == "damaged" and not deleted:  # counted once per utterance
+                    report.recomputed += 1
+                missing.append((utterance, target))
+            if extract_many is not None:
+                outcomes = extract_many([u for u, _ in missing])
+            else:
+                outcomes = [_outcome(extract, u) for u, _ in missing]
+            for (utterance, target), outcome in zip(missing, outcomes, strict=True):
+                if isinstance(outcome, AudioError):
+                    report.bad[utterance.id] = str(outcome)
+                    if outcome.permanent:  # a refused read is retried next time
+                        write_bytes_atomic(target.with_suffix(".bad"), str(outcome).encode())
+                    continue
+                _store(target, outcome)
+                report.computed += 1
+            bar.update(min(batch, len(todo) - first))
+        bar.close()
         if todo:
             log.info(
                 "feature cache %s: computed %d, cached %d, damaged and recomputed %d, unusable %d",
@@ -215,6 +230,16 @@ class FeatureCache:
                     array = _replace_damaged(utterance, path, problem, extract)
             features.append(torch.from_numpy(array))
         return features
+
+
+def _outcome(
+    extract: Callable[[Utterance], torch.Tensor], utterance: Utterance
+) -> torch.Tensor | AudioError:
+    """``extract(utterance)``, or the :class:`AudioError` it raised."""
+    try:
+        return extract(utterance)
+    except AudioError as err:
+        return err
 
 
 def _state(utterance: Utterance, target: Path, report: FillReport) -> str:

@@ -1,30 +1,29 @@
-"""SERDataModule: one fold of a corpus as loaders of normalised 3D log-mel segments."""
+"""SERDataModule: one fold of a corpus as loaders of normalised feature segments."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from ser.augment import WaveformAugmentations, WaveformVariant
-from ser.data.audio import load_audio
+from ser.augment import WaveformAugmentations
 from ser.data.balance import Balance, NoBalance
-from ser.data.cache import FeatureCache, FillReport
+from ser.data.cache import FillReport
 from ser.data.corpora import Corpus, Utterance
 from ser.data.dataset import SegmentDataset, collate_segments, frame_store, rescale_segments
 from ser.data.features import LogMel3D
 from ser.data.folds import Fold
+from ser.data.frontend import FrontEnd, describe_record
 from ser.data.normalization import Normalizer, check_padding, fit_normalizer, frame_weights
 from ser.data.resident import ResidentLoader
 from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, Sliding
+from ser.data.source import FeatureSource
 from ser.errors import AudioError, ConfigError, CorpusError, require_batch_size
 
 log = logging.getLogger(__name__)
@@ -51,16 +50,19 @@ class SERDataModule(L.LightningDataModule):
     Args:
         corpus: the corpus (utterances and folds).
         fold: fold index (``corpus.folds()``).
-        features: waveform -> ``(3, T, n_mels)`` extractor.
+        features: the front-end, waveform -> ``(channels, frames, dims)``
+            (:mod:`ser.data.frontend`; default: 3D log-mel).
         cache_dir: root of the feature cache.
-        segment_frames: segment length (300 frames = 3 s).
+        segment_s: segment length in seconds (3 s: 300 log-mel frames, 150 frames of a 50 Hz
+            encoder); an utterance-level front-end (functionals) gives one segment per
+            utterance.
         train_segments: training segmenting policy (default: first+last, sliding with hop 100
             for the minority class). The minority classes of a :class:`PerClass` policy are,
             in this order: its ``minority_classes``, the corpus's (``data.minority_classes``,
             ``[hap]`` in ``conf/data/iemocap.yaml``), or else the class with the fewest
             training utterances of the fold. The choice is logged at ``setup``.
         eval_segments: validation/test policy (default: first+last).
-        padding: how segments shorter than ``segment_frames`` are padded. ``mean`` (default):
+        padding: how segments shorter than ``segment_s`` are padded. ``mean`` (default):
             zeros after the z-score, i.e. the training mean; ``zeros``: zero features before
             the z-score, as the original did, i.e. ``-mean / std`` after it. The statistics
             exclude padding either way; checkpoints carry the choice to inference.
@@ -97,9 +99,9 @@ class SERDataModule(L.LightningDataModule):
         *,
         corpus: Corpus,
         fold: int,
-        features: LogMel3D | None = None,
+        features: FrontEnd | None = None,
         cache_dir: str | Path = "cache",
-        segment_frames: int = 300,
+        segment_s: float = 3.0,
         train_segments: SegmentPolicy | None = None,
         eval_segments: SegmentPolicy | None = None,
         padding: str = "mean",
@@ -130,14 +132,15 @@ class SERDataModule(L.LightningDataModule):
             )
         self.corpus = corpus
         self.fold_index = fold
+        if not segment_s > 0:
+            raise ConfigError(f"datamodule.segment_s={segment_s}: give a length in seconds > 0")
         self.features = features or LogMel3D()
-        self.cache = FeatureCache(
-            root=cache_dir,
-            corpus_name=corpus.name,
-            corpus_identity=corpus.cache_identity,
-            feature_config=self.features.config(),
-        )
-        self.segment_frames = segment_frames
+        self.source = FeatureSource(self.features, cache_dir=cache_dir, progress=progress)
+        #: the unperturbed features' cache
+        self.cache = self.source.cache(corpus)
+        self.segment_s = float(segment_s)
+        #: the segment length in the front-end's frames
+        self.segment_frames = self.features.segment_frames(segment_s)
         self.train_segments = train_segments or PerClass(default=FirstLast(), minority=Sliding())
         self.eval_segments = eval_segments or FirstLast()
         self.padding = check_padding(padding)
@@ -156,13 +159,7 @@ class SERDataModule(L.LightningDataModule):
         self.variants = waveform_augment.variants() if waveform_augment is not None else []
         #: the feature cache of every perturbed version (the unperturbed one is ``cache``)
         self.variant_caches = {
-            variant: FeatureCache(
-                root=cache_dir,
-                corpus_name=corpus.name,
-                corpus_identity=corpus.cache_identity,
-                feature_config=self.features.config(),
-                variant=variant.key(),
-            )
+            variant: self.source.cache(corpus, variant)
             for variant in self.variants
             if variant.key()
         }
@@ -192,22 +189,18 @@ class SERDataModule(L.LightningDataModule):
     def fold(self) -> Fold:
         return self.corpus.fold(self.fold_index)
 
-    def _extract(
-        self, utterance: Utterance, variant: WaveformVariant | None = None
-    ) -> torch.Tensor:
-        wave = load_audio(
-            utterance.path,
-            sample_rate=self.features.sample_rate,
-            min_samples=self.features.win_length,
-        )
-        if variant is not None:
-            wave = variant(wave, sample_rate=self.features.sample_rate, utterance_id=utterance.id)
-            # a sped-up recording of one frame is still one frame
-            wave = F.pad(wave, (0, max(0, self.features.win_length - wave.numel())))
-        return self.features(wave)
+    @property
+    def frame_rate(self) -> float | None:
+        """The front-end's frames per second (``None``: one vector per utterance)."""
+        return self.features.frame_rate
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(channels, frames, dims)`` of one segment: what the network is built for."""
+        return self.features.channels, self.segment_frames, self.features.dims
 
     def _fill(self, utterances: list[Utterance]) -> FillReport:
-        return self.cache.fill(utterances, self._extract, progress=self.progress)
+        return self.source.fill(self.corpus, utterances)
 
     def prepare_data(self) -> None:
         """Download the corpus if needed and compute the features not cached yet (with
@@ -223,9 +216,8 @@ class SERDataModule(L.LightningDataModule):
         if self.variant_caches:
             fold = self.fold
             train = [u for u in self.corpus.utterances if fold.split_of(u.speaker) == "train"]
-            for variant, cache in self.variant_caches.items():
-                extract = partial(self._extract, variant=variant)
-                cache.fill(train, extract, progress=self.progress)
+            for variant in self.variant_caches:
+                self.source.fill(self.corpus, train, variant)
 
     # ----------------------------------------------------------------- fold set-up
     def setup(self, stage: str | None = None) -> None:
@@ -252,17 +244,18 @@ class SERDataModule(L.LightningDataModule):
             self.utterances[split] = [usable[i] for i in index]
         self._check_classes_covered()
         # the unperturbed features of the fold, then each version's of its training utterances
-        features = self.cache.load(usable, self._extract)
-        for variant, cache in self.variant_caches.items():
-            extract = partial(self._extract, variant=variant)
-            features += cache.load(self.utterances["train"], extract)
+        features = self.source.load(self.corpus, usable)
+        for variant in self.variant_caches:
+            features += self.source.load(self.corpus, self.utterances["train"], variant)
         frames, offsets, lengths = frame_store(features)
         tables = {}
         for split in self.splits:
             index = split_index[split]
             labels = [usable[i].label for i in index]
             policy = self._train_policy(labels) if split == "train" else self.eval_segments
-            tables[split] = policy.segment(lengths[index], labels, length=self.segment_frames)
+            tables[split] = policy.segment(
+                lengths[index], labels, length=self.segment_frames, frame_rate=self.frame_rate
+            )
 
         train_labels = np.array([label_index[u.label] for u in self.utterances["train"]])
         seg_labels = train_labels[tables["train"].utterance]
@@ -425,7 +418,10 @@ class SERDataModule(L.LightningDataModule):
 
     def summary(self) -> str:
         """One line per split: speakers, utterances and segments per class."""
-        lines = [f"{self.corpus.name} fold {self.fold_index}:"]
+        lines = [
+            f"{self.corpus.name} fold {self.fold_index}, features {self.features.describe()}, "
+            f"segments of {self.segment_frames} frame(s):"
+        ]
         for split in self.splits:
             counts = Counter(u.label for u in self.utterances[split])
             seg_counts = Counter(
@@ -454,7 +450,8 @@ class SERDataModule(L.LightningDataModule):
             "classes": list(self.classes),
             "corpus": self.corpus.name,
             "fold": self.fold.as_dict(),
-            "features": self.features.config(),
+            "features": self.features.record(),
+            "frame_rate": self.frame_rate,
             "normalizer": self.normalizer.state_dict(),
             "padding": self.padding,
             "segment_frames": self.segment_frames,
@@ -464,6 +461,16 @@ class SERDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint (``ckpt_path``) of another corpus, fold or class set: it saw
         other speakers. The statistics are this fold's own, computed by :meth:`setup`."""
+        recorded = state_dict.get("features")
+        if recorded is not None and _frontend_key(recorded) != _frontend_key(
+            self.features.record()
+        ):
+            raise ConfigError(
+                f"ckpt_path: the checkpoint was trained on features "
+                f"{describe_record(recorded)}, not on this run's "
+                f"{describe_record(self.features.record())}; resume it with the features it "
+                "was trained on (features=...), or train a new run"
+            )
         stored = (state_dict.get("corpus"), state_dict.get("fold"), state_dict.get("classes"))
         current = (self.corpus.name, self.fold.as_dict(), list(self.classes))
         if stored != current:
@@ -522,3 +529,9 @@ class SERDataModule(L.LightningDataModule):
                 "a hyper-parameter search): its speakers' audio is never read"
             )
         return self._loader("test", train=False)
+
+
+def _frontend_key(record: dict[str, Any]) -> dict[str, Any]:
+    """A recorded front-end with its class (checkpoints written before the choice of
+    front-end have none: log-mel)."""
+    return {"_target_": "ser.data.features.LogMel3D", **record}

@@ -14,16 +14,20 @@ original did before ``logfbank`` (off by default; ``experiment=seed_iemocap`` tu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import torch
 import torchaudio
 from torch import nn
 
+from ser.data.frontend import FrontEnd
 from ser.errors import ConfigError
 
 WINDOWS = {"rectangular": torch.ones, "hann": torch.hann_window, "hamming": torch.hamming_window}
 
 
-class LogMel3D(nn.Module):
+class LogMel3D(FrontEnd):
     """Waveform ``(..., samples)`` at ``sample_rate`` -> ``(..., 3, frames, n_mels)`` float32.
 
     Args:
@@ -45,6 +49,9 @@ class LogMel3D(nn.Module):
         >>> extract(torch.randn(32000)).shape  # 2 s at 16 kHz
         torch.Size([3, 198, 40])
     """
+
+    kind = "logmel"
+    channels = 3
 
     def __init__(
         self,
@@ -75,6 +82,9 @@ class LogMel3D(nn.Module):
         self.peak_normalize = bool(peak_normalize)
         self.win_length = round(sample_rate * win_ms / 1000)
         self.hop_length = round(sample_rate * hop_ms / 1000)
+        self.dims = n_mels
+        self.frame_rate = sample_rate / self.hop_length
+        self.min_samples = self.win_length
         if self.win_length > n_fft:
             raise ConfigError(
                 f"features.win_ms={win_ms}: a frame of {self.win_length} samples exceeds "
@@ -112,6 +122,19 @@ class LogMel3D(nn.Module):
         if self.peak_normalize:
             config["peak_normalize"] = True
         return config
+
+    def cache_key(self) -> dict:
+        """:meth:`config` alone: the key the log-mel cache had before there were other
+        front-ends, so features cached then are still found."""
+        return self.config()
+
+    def stream(self, path: str | Path, *, block_frames: int) -> tuple[int, Iterator[torch.Tensor]]:
+        """Block by block from the file (:func:`ser.stream.stream_features`): memory stays
+        that of one block, whatever the recording's length."""
+        from ser.stream import audio_info, frame_count, stream_features
+
+        total = frame_count(audio_info(path), self)
+        return total, stream_features(path, self, block_frames=block_frames)
 
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Cut utterances of T frames into fixed-length segments (default 300 frames = 3 s).
+"""Cut utterances of T frames into fixed-length segments (default 3 s: 300 log-mel frames).
 
 An utterance of T <= length frames gives one segment, zero-padded at the end. Longer ones:
 
@@ -7,7 +7,11 @@ An utterance of T <= length frames gives one segment, zero-padded at the end. Lo
 - :class:`Sliding`: every window starting at 0, hop, 2*hop, ... that fits, plus one window
   ending at the last frame when the hop does not land there (full coverage);
 - :class:`PerClass`: one policy for most classes and another for the minority class(es)
-  (SEED.md's training policy: first+last, and sliding with hop 100 for the minority class).
+  (SEED.md's training policy: first+last, and sliding with a 1 s hop for the minority class).
+
+Hops are in seconds, converted with the front-end's ``frame_rate``, so a policy means the
+same stretch of audio whatever the front-end (a 1 s hop is 100 log-mel frames, 50 frames of a
+50 Hz encoder).
 
 Segments are kept as a :class:`SegmentTable` of (utterance index, start, valid frames), not as
 copies of the frames; the data set gathers and pads them batch by batch.
@@ -52,14 +56,20 @@ class SegmentPolicy(ABC):
     """Where the segments of one utterance start."""
 
     @abstractmethod
-    def starts(self, num_frames: int, length: int) -> list[int]:
-        """Start frames of the segments of an utterance of ``num_frames`` frames."""
+    def starts(self, num_frames: int, length: int, frame_rate: float | None = 100.0) -> list[int]:
+        """Start frames of the segments of an utterance of ``num_frames`` frames
+        (``frame_rate``: frames per second, ``None`` for one vector per utterance)."""
 
     def segment(
-        self, num_frames: Sequence[int], labels: Sequence[str], *, length: int
+        self,
+        num_frames: Sequence[int],
+        labels: Sequence[str],
+        *,
+        length: int,
+        frame_rate: float | None = 100.0,
     ) -> SegmentTable:
         """Segments of every utterance, in utterance order."""
-        return _table(num_frames, [self] * len(num_frames), length)
+        return _table(num_frames, [self] * len(num_frames), length, frame_rate)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -70,8 +80,8 @@ class SegmentPolicy(ABC):
 
         Example:
             >>> from hydra.utils import instantiate
-            >>> instantiate(Sliding(hop=50).config())
-            Sliding(hop=50)
+            >>> instantiate(Sliding(hop_s=0.5).config())
+            Sliding(hop_s=0.5)
         """
         kwargs = {
             k: v.config() if isinstance(v, SegmentPolicy) else v for k, v in vars(self).items()
@@ -82,25 +92,30 @@ class SegmentPolicy(ABC):
 class FirstLast(SegmentPolicy):
     """First and last ``length`` frames (one padded segment when T <= length)."""
 
-    def starts(self, num_frames: int, length: int) -> list[int]:
+    def starts(self, num_frames: int, length: int, frame_rate: float | None = 100.0) -> list[int]:
         return [0] if num_frames <= length else [0, num_frames - length]
 
 
 class Sliding(SegmentPolicy):
-    """Windows every ``hop`` frames, plus an end-aligned window for full coverage."""
+    """Windows every ``hop_s`` seconds (at least one frame apart), plus an end-aligned
+    window for full coverage."""
 
-    def __init__(self, *, hop: int = 100) -> None:
-        if hop < 1:
+    def __init__(self, *, hop_s: float = 1.0) -> None:
+        if not hop_s > 0:
             raise ConfigError(
-                f"Sliding(hop={hop}): the hop must be at least 1 frame "
-                "(datamodule.train_segments.minority.hop or datamodule.eval_segments.hop)"
+                f"Sliding(hop_s={hop_s}): give the hop in seconds, > 0 "
+                "(datamodule.train_segments.minority.hop_s or datamodule.eval_segments.hop_s)"
             )
-        self.hop = hop
+        self.hop_s = hop_s
 
-    def starts(self, num_frames: int, length: int) -> list[int]:
+    def hop_frames(self, frame_rate: float | None) -> int:
+        """The hop in frames at ``frame_rate`` (at least 1)."""
+        return 1 if frame_rate is None else max(1, round(self.hop_s * frame_rate))
+
+    def starts(self, num_frames: int, length: int, frame_rate: float | None = 100.0) -> list[int]:
         if num_frames <= length:
             return [0]
-        starts = list(range(0, num_frames - length + 1, self.hop))
+        starts = list(range(0, num_frames - length + 1, self.hop_frames(frame_rate)))
         if starts[-1] != num_frames - length:
             starts.append(num_frames - length)
         return starts
@@ -129,8 +144,8 @@ class PerClass(SegmentPolicy):
         self.minority = minority
         self.minority_classes = None if minority_classes is None else tuple(minority_classes)
 
-    def starts(self, num_frames: int, length: int) -> list[int]:
-        return self.default.starts(num_frames, length)
+    def starts(self, num_frames: int, length: int, frame_rate: float | None = 100.0) -> list[int]:
+        return self.default.starts(num_frames, length, frame_rate)
 
     def resolve_minority(self, labels: Sequence[str]) -> tuple[str, ...]:
         """The classes that get the minority policy for these labels."""
@@ -140,21 +155,29 @@ class PerClass(SegmentPolicy):
         return (min(sorted(counts), key=counts.__getitem__),) if counts else ()
 
     def segment(
-        self, num_frames: Sequence[int], labels: Sequence[str], *, length: int
+        self,
+        num_frames: Sequence[int],
+        labels: Sequence[str],
+        *,
+        length: int,
+        frame_rate: float | None = 100.0,
     ) -> SegmentTable:
         minority = set(self.resolve_minority(labels))
         policies = [self.minority if label in minority else self.default for label in labels]
-        return _table(num_frames, policies, length)
+        return _table(num_frames, policies, length, frame_rate)
 
 
 def _table(
-    num_frames: Sequence[int], policies: Sequence[SegmentPolicy], length: int
+    num_frames: Sequence[int],
+    policies: Sequence[SegmentPolicy],
+    length: int,
+    frame_rate: float | None,
 ) -> SegmentTable:
     utterance, start = [], []
     for index, (frames, policy) in enumerate(zip(num_frames, policies, strict=True)):
         if frames < 1:
             raise ValueError(f"utterance {index} has no frames")
-        starts = policy.starts(int(frames), length)
+        starts = policy.starts(int(frames), length, frame_rate)
         utterance.extend([index] * len(starts))
         start.extend(starts)
     utterance_arr = np.asarray(utterance, dtype=np.int64)
