@@ -275,6 +275,13 @@ def build_emodb_manifest(
     return manifest
 
 
+@pytest.fixture(scope="session")
+def small_emodb(emodb_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-wide manifest of 48 Emo-DB files: speakers 03 (the test speaker of fold 0),
+    08 (validation), 09 and 10, 3 files per class each. Read-only for tests."""
+    return build_emodb_manifest(emodb_root, tmp_path_factory.mktemp("small-emodb"), per_class=3)
+
+
 @pytest.fixture
 def manifest_builder():
     """:func:`build_emodb_manifest` itself, for tests that need other speakers."""

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_emodb_manifest
 from hydra_compose import compose_tool
 
 from ser.checkpoint import DATA_KEY
@@ -28,9 +27,9 @@ def frontend_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def small_corpus(emodb_root, tmp_path_factory) -> Path:
+def small_corpus(small_emodb) -> Path:
     """48 Emo-DB files: speakers 03 (test of fold 0), 08 (validation), 09 and 10."""
-    return build_emodb_manifest(emodb_root, tmp_path_factory.mktemp("small"), per_class=3)
+    return small_emodb
 
 
 def fit(compose_config, tmp_path, cache: Path, corpus: Path, overrides: list[str]) -> dict:
