@@ -242,3 +242,45 @@ def test_folds_of_several_speakers_are_also_compared_over_speakers(tmp_path):
     assert "| acrnn - adsrnn | 6 |" in text
     one_speaker = aggregate([fake_run("adsrnn", 0, 0.5), fake_run("acrnn", 0, 0.6)])
     assert one_speaker.speaker_comparisons == []
+
+
+def write_runs(folder, runs: list[dict]) -> None:
+    for run in runs:
+        run_dir = folder / f"{run['model']}-fold{run['fold']}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "results.json").write_text(json.dumps(run))
+
+
+def on_commit(run: dict, commit: str, protocol: str) -> dict:
+    return run | {"versions": {"commit": commit}, "protocol_hash": protocol}
+
+
+def test_two_folders_of_runs_on_the_same_folds_make_one_table(tmp_path, capsys):
+    """sweep.py aggregate DIR --with OTHER: reference rows of one sweep beside the networks
+    of another, each folder's newest settings, with paired tests and the code versions."""
+    from ser.results import aggregate_cli
+
+    networks, reference = tmp_path / "networks", tmp_path / "reference"
+    write_runs(networks, [on_commit(fake_run("adsrnn", f, u), "a" * 40, "old") for f, u in
+                          enumerate(ADSRNN)])  # fmt: skip
+    write_runs(reference, [on_commit(fake_run("linear-egemaps", f, u), "b" * 40, "new") for
+                           f, u in enumerate(ACRNN)])  # fmt: skip
+    out = tmp_path / "joined"
+    assert aggregate_cli([str(networks), "--with", str(reference), "--out", str(out)]) == 0
+    rows = {r["model"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert float(rows["linear-egemaps"]["uar_mean"]) == pytest.approx(np.mean(ACRNN))
+    text = (out / "summary.md").read_text()
+    expected_p = stats.wilcoxon(ACRNN, ADSRNN).pvalue
+    assert (
+        f"| linear-egemaps - adsrnn | 10 | {100 * np.mean(np.subtract(ACRNN, ADSRNN)):.2f}" in text
+    )
+    assert f"{expected_p:.3g}" in text
+    assert "Runs come from several code versions: see the code column." in text
+    assert "| aaaaaaaaaa |" in text and "| bbbbbbbbbb |" in text
+    assert "protocol hashes: new, old" in text
+    assert not (networks / "summary.md").exists()
+    # folds that test other speakers do not pair
+    shifted = tmp_path / "shifted"
+    write_runs(shifted, [fake_run("linear-compare", 0, 0.5) | {"test_speakers": ["other"]}])
+    assert aggregate_cli([str(networks), "--with", str(shifted)]) == 2
+    assert "their folds do not pair" in capsys.readouterr().err

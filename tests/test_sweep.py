@@ -331,3 +331,18 @@ def test_a_failing_run_does_not_stop_the_sweep_and_a_rerun_retries_it(sweep, tmp
     check_summary(sweep_dir, ["asrnn"], [0, 1])
     (row,) = csv.DictReader((sweep_dir / "summary.csv").open())
     assert row["failed_folds"] == ""
+
+
+def test_a_sweep_over_front_ends_gives_one_row_each(sweep, small_emodb):
+    """Reference rows beside each other: one model on two front-ends is two rows of one
+    table (the front-end is not part of the protocol), in two run folders."""
+    _, sweep_dir = sweep(
+        "data=manifest", f"data.manifest={small_emodb}", "model=linear",
+        "features=egemaps,compare", "fold=0,1", data="manifest",
+    )  # fmt: skip
+    check_summary(sweep_dir, ["linear-compare", "linear-egemaps"], [0, 1])
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [
+        "linear-compare-fold0", "linear-compare-fold1", "linear-egemaps-fold0",
+        "linear-egemaps-fold1",
+    ]  # fmt: skip
+    assert "eGeMAPSv02" in (sweep_dir / "linear-egemaps-fold0" / "config.yaml").read_text()

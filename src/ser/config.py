@@ -202,7 +202,7 @@ def check_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
         >>> check_choices(["model=lstm"])
         Traceback (most recent call last):
         ...
-        ser.errors.ConfigError: unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, asrnn
+        ser.errors.ConfigError: unknown model 'lstm': valid options are acrnn, adrnn, adsrnn, ...
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 

@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ser.errors import ConfigError
 from ser.hardware import hardware_label, hardware_text
-from ser.io import write_bytes_atomic, write_text_atomic
+from ser.io import require_writable, write_bytes_atomic, write_text_atomic
 from ser.text import csv_text
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class ModelSummary:
     hardware: dict[str, int] = field(default_factory=dict)
     #: test speaker -> UAR over that speaker's test utterances (mean over seeds)
     speaker_uar: dict[str, float] = field(default_factory=dict)
+    #: git commit the runs were made on (``versions.commit``; ``?`` when unrecorded) ->
+    #: number of runs
+    commits: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_folds(self) -> int:
@@ -167,6 +171,7 @@ def aggregate(
     cross: Sequence[dict[str, Any]] = (),
     reference: str = "adsrnn",
     expected_folds: Sequence[int] | None = None,
+    newest_protocol: bool = True,
 ) -> Summary:
     """Aggregate finished runs per model over folds.
 
@@ -178,8 +183,13 @@ def aggregate(
         reference: the model the others are compared with (when present).
         expected_folds: folds that should exist (default: every fold of the corpus,
             ``range(n_folds)`` from the results).
+        newest_protocol: keep only the runs of the newest run's protocol; ``False`` for runs
+            already chosen folder by folder (:func:`joined_runs`).
     """
-    runs, failures, left_out = latest_protocol(runs, failures)
+    if newest_protocol:
+        runs, failures, left_out = latest_protocol(runs, failures)
+    else:
+        left_out = []
     if not runs:
         raise ValueError("no results.json of the newest settings found: nothing to aggregate")
     if left_out:
@@ -202,7 +212,12 @@ def aggregate(
         failed[failure.get("model")].add(failure.get("fold"))
     for run in runs:
         by_model[run["model"]][run["fold"]].append(run)
-        folds[run["fold"]] = run["test_speakers"]
+        speakers = folds.setdefault(run["fold"], run["test_speakers"])
+        if speakers != run["test_speakers"]:
+            raise ValueError(
+                f"fold {run['fold']} tests speakers {run['test_speakers']} in "
+                f"{run.get('path', '?')} but {speakers} in other runs: their folds do not pair"
+            )
     order = ordered_models(by_model)
     models = {}
     for model in order:
@@ -222,6 +237,7 @@ def aggregate(
             failed_folds=sorted(failed[model]),
             hardware=dict(Counter(hardware_label(r) for rs in per_fold.values() for r in rs)),
             speaker_uar=speaker_uar([r for rs in per_fold.values() for r in rs]),
+            commits=dict(Counter(_commit(r) for rs in per_fold.values() for r in rs)),
         )
     comparisons, speaker_comparisons = [], []
     if reference in models:
@@ -239,6 +255,7 @@ def aggregate(
     settings = {
         "corpus": corpora.pop(),
         "protocol_hash": runs[-1].get("protocol_hash"),
+        "protocol_hashes": sorted({str(r.get("protocol_hash")) for r in runs}),
         "left_out": [str(Path(r.get("path", "?")).parent) for r in left_out],
         "command": runs[-1].get("command"),
     }
@@ -251,8 +268,32 @@ def aggregate(
         settings,
         speaker_comparisons=speaker_comparisons,
         failures=list(failures),
-        cross=cross_corpus(cross, protocol=settings["protocol_hash"], order=list(models)),
+        cross=cross_corpus(
+            cross, protocols={r.get("protocol_hash") for r in runs}, order=list(models)
+        ),
     )
+
+
+def _commit(results: dict[str, Any]) -> str:
+    """The code version a run was made on, shortened (``?`` for runs before it was recorded)."""
+    commit = (results.get("versions") or {}).get("commit")
+    if not commit:
+        return "?"
+    return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
+def joined_runs(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The runs of several folders in one table: each folder's newest protocol
+    (:func:`latest_protocol`), e.g. the reference rows of one sweep beside the networks of
+    another on the same folds. :func:`aggregate` (``newest_protocol=False``) then refuses
+    folds that test other speakers."""
+    runs = []
+    for folder in folders:
+        kept, _, left_out = latest_protocol(collect(folder))
+        if left_out:
+            log.warning("%s: left out %d run(s) of older settings", folder, len(left_out))
+        runs += kept
+    return sorted(runs, key=lambda r: r["mtime"])
 
 
 def speaker_uar(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -277,15 +318,15 @@ def speaker_uar(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 def cross_corpus(
-    records: Sequence[dict[str, Any]], *, protocol: str | None, order: Sequence[str]
+    records: Sequence[dict[str, Any]], *, protocols: Sequence[str | None], order: Sequence[str]
 ) -> dict[str, dict[str, dict[int, float]]]:
-    """``{model: {target corpus: {fold: UAR}}}`` of the cross-corpus evaluations of one
-    protocol (per fold: the mean over seeds)."""
+    """``{model: {target corpus: {fold: UAR}}}`` of the cross-corpus evaluations of the
+    tables' protocols (per fold: the mean over seeds)."""
     values: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
     for record in records:
-        if record.get("protocol_hash") == protocol:
+        if record.get("protocol_hash") in protocols:
             values[record["model"]][record["test_corpus"]][record["fold"]].append(record["uar"])
     return {
         model: {
@@ -358,16 +399,36 @@ def summary_markdown(summary: Summary) -> str:
         if mixed
         else f"Hardware of every run: {', '.join(labels)} (device kind, precision)."
     )
+    commits = {c for s in summary.models.values() for c in s.commits}
+    versions = len(commits) > 1
+    code = (
+        "Runs come from several code versions: see the code column."
+        if versions
+        else f"Code version of every run: {', '.join(commits)}."
+        if commits != {"?"}
+        else ""
+    )
     lines = [
         f"# Sweep summary ({summary.settings.get('corpus')}, "
         f"{summary.n_folds_expected} folds expected)",
         "",
-        "UAR and WA in %, mean +- sample std over folds (per fold: mean over seeds). " + hardware,
+        " ".join(
+            filter(
+                None,
+                [
+                    "UAR and WA in %, mean +- sample std over folds (per fold: mean over seeds).",
+                    hardware,
+                    code,
+                ],
+            )
+        ),
         "",
         "| model | folds | UAR | WA | "
         + " | ".join(f"recall {c}" for c in summary.classes)
-        + (" | hardware |" if mixed else " |"),
-        "|---|---|---|---|" + "---|" * (len(summary.classes) + mixed),
+        + (" | hardware" if mixed else "")
+        + (" | code" if versions else "")
+        + " |",
+        "|---|---|---|---|" + "---|" * (len(summary.classes) + mixed + versions),
     ]
     for row, s in zip(summary_rows(summary), summary.models.values(), strict=True):
         absent = [
@@ -383,6 +444,7 @@ def summary_markdown(summary: Summary) -> str:
             f"| {row['model']} | {folds} | {_pct(row['uar_mean'])} +- {_pct(row['uar_std'])} | "
             f"{_pct(row['wa_mean'])} +- {_pct(row['wa_std'])} | {recalls} |"
             + (f" {row['hardware']} |" if mixed else "")
+            + (f" {', '.join(sorted(s.commits))} |" if versions else "")
         )
     models = list(summary.models)
     lines += ["", "## Test UAR per fold (%)", ""]
@@ -425,7 +487,8 @@ def summary_markdown(summary: Summary) -> str:
             )
     lines += cross_corpus_markdown(summary)
     lines += failures_markdown(summary.failures)
-    lines += ["", f"protocol hash: {summary.settings.get('protocol_hash')}"]
+    hashes = summary.settings.get("protocol_hashes") or [summary.settings.get("protocol_hash")]
+    lines += ["", f"protocol hash{'es' if len(hashes) > 1 else ''}: {', '.join(hashes)}"]
     lines += [f"command of the newest run: `{summary.settings.get('command')}`"]
     if summary.settings.get("left_out"):
         lines += [
@@ -544,22 +607,39 @@ def aggregate_cli(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="sweep.py aggregate", description=aggregate_cli.__doc__)
     parser.add_argument("sweep_dir", type=Path, help="folder holding the runs' results.json")
     parser.add_argument("--reference", default="adsrnn", help="model the others are compared with")
+    parser.add_argument(
+        "--with", dest="others", type=Path, action="append", default=[], metavar="DIR",
+        help="another folder of runs on the same folds to put in the same tables (its newest "
+        "settings), e.g. reference rows beside the networks; repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write the summary (default: SWEEP_DIR)"
+    )
     args = parser.parse_args(argv)
-    runs = collect(args.sweep_dir)
-    if not runs:
-        print(f"error: no results.json under {args.sweep_dir}", file=sys.stderr)
-        return 2
+    folders = [args.sweep_dir, *args.others]
+    for folder in folders:
+        if not collect(folder):
+            print(f"error: no results.json under {folder}", file=sys.stderr)
+            return 2
     try:
         summary = aggregate(
-            runs,
-            failures=collect(args.sweep_dir, "error.json"),
-            cross=collect(args.sweep_dir, "cross_eval/*.json"),
+            joined_runs(folders) if args.others else collect(args.sweep_dir),
+            failures=[f for folder in folders for f in collect(folder, "error.json")],
+            cross=[c for folder in folders for c in collect(folder, "cross_eval/*.json")],
             reference=args.reference,
+            newest_protocol=not args.others,
         )
     except (ValueError, KeyError) as err:
         print(f"error: {args.sweep_dir}: cannot aggregate ({err!r})", file=sys.stderr)
         return 2
-    paths = write_summary(summary, args.sweep_dir)
+    out = args.out or args.sweep_dir
+    if args.out:
+        try:
+            require_writable(out / "summary.md", option="--out")
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    paths = write_summary(summary, out)
     print(summary_markdown(summary))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if summary.failures else 0

@@ -189,7 +189,7 @@ def configured():
     """The feature extractor and segment policies as conf/ configures them for training."""
     features = hydra.utils.instantiate(OmegaConf.load(CONFIG_DIR / "features" / "logmel.yaml"))
     datamodule = OmegaConf.load(CONFIG_DIR / "datamodule" / "default.yaml")
-    assert datamodule.segment_frames == SEGMENT
+    assert features.segment_frames(datamodule.segment_s) == SEGMENT
     train = hydra.utils.instantiate(datamodule.train_segments)
     evaluation = hydra.utils.instantiate(datamodule.eval_segments)
     return features, train, evaluation
