@@ -51,6 +51,7 @@ from ser.hardware import device_record
 from ser.identity import IDENTITY_VERSION, config_hash, finished_results, protocol_hash
 from ser.io import write_json_atomic, write_text_atomic
 from ser.options import check_run_options, data_config, in_multirun, require_untested_search
+from ser.quiet import quiet_library_notices
 from ser.runlock import RunFolderBusyError, distributed_rank, run_folder_lock
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,10 @@ def instantiate_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     as it is, and anything else keeps its traceback.
 
     Under ``srun --ntasks=N`` (without ``--ntasks-per-node``) Lightning's SLURM check wants
-    ``SLURM_NTASKS_PER_NODE``; it is filled in from ``SLURM_TASKS_PER_NODE``.
+    ``SLURM_NTASKS_PER_NODE``; it is filled in from ``SLURM_TASKS_PER_NODE``. Library
+    notices that do not apply to the run stay out of its log (:mod:`ser.quiet`).
     """
+    quiet_library_notices()
     per_node = slurm_tasks_per_node()
     if per_node is not None:
         os.environ.setdefault("SLURM_NTASKS_PER_NODE", str(per_node))
