@@ -73,30 +73,28 @@ class FeatureSource:
         """Features of several utterances in one front-end call (a batched encoder), each
         one's or its :class:`AudioError`. When the batched call fails, each utterance is
         retried alone, so the error names the file at fault."""
-        outcomes: list[torch.Tensor | AudioError] = []
+        outcomes: dict[int, torch.Tensor | AudioError] = {}
         read: list[tuple[int, Utterance, torch.Tensor]] = []
-        for utterance in utterances:
+        for index, utterance in enumerate(utterances):
             try:
-                read.append((len(outcomes), utterance, self.waveform(utterance, variant)))
+                read.append((index, utterance, self.waveform(utterance, variant)))
             except AudioError as err:
-                outcomes.append(err)
-                continue
-            outcomes.append(AudioError("not extracted"))  # replaced below
+                outcomes[index] = err
         try:
             features = self.frontend.extract_many([wave for _, _, wave in read])
         except Exception:  # retried file by file, which names the one at fault
             features = [self._outcome(u.path, wave) for _, u, wave in read]
         for (index, _, _), feature in zip(read, features, strict=True):
             outcomes[index] = feature
-        return outcomes
+        return [outcomes[index] for index in range(len(utterances))]
 
-    def _outcome(self, path: Path, wave: torch.Tensor) -> torch.Tensor | AudioError:
+    def _outcome(self, path: str | Path, wave: torch.Tensor) -> torch.Tensor | AudioError:
         try:
             return self.apply(path, wave)
         except AudioError as err:
             return err
 
-    def apply(self, path: Path, wave: torch.Tensor) -> torch.Tensor:
+    def apply(self, path: str | Path, wave: torch.Tensor) -> torch.Tensor:
         """The front-end on ``wave``; its failure is an :class:`AudioError` naming ``path``."""
         try:
             return self.frontend(wave)

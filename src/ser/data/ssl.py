@@ -77,6 +77,8 @@ class SSLEncoder(FrontEnd):
         stride = math.prod(getattr(encoder.config, "conv_stride", (1,)))
         self.frame_rate = self.sample_rate / stride
         self.min_samples = int(_receptive_field(encoder.config))
+        # utterances handed over per call while filling the cache: about batch_seconds of
+        # speech at a typical 5 s each; the batches themselves are cut by length below
         self.batch_utterances = max(1, round(batch_seconds / 5)) if self.masked else 1
         self.batch_seconds = batch_seconds
         self.device_option = device
