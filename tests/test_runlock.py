@@ -62,11 +62,12 @@ def test_followers_of_a_distributed_run_share_the_folder(tmp_path, monkeypatch):
 
 
 def test_two_trainings_started_on_one_run_folder(tmp_path, emodb_root, emodb_cache_dir):
-    """The second stops at once with one error line; the first finishes intact."""
+    """The second stops at once with one error line; the first finishes intact (80 short
+    epochs, so that it still runs while the second process starts)."""
     run_dir = tmp_path / "run"
     command = [
         sys.executable, str(REPO / "train.py"), "debug=fast", "model=asrnn",
-        "trainer.max_epochs=25", f"hydra.run.dir={run_dir}", f"paths.root_dir={tmp_path}",
+        "trainer.max_epochs=80", f"hydra.run.dir={run_dir}", f"paths.root_dir={tmp_path}",
         f"paths.cache_dir={emodb_cache_dir}",
     ]  # fmt: skip
     env = os.environ | {"SER_EMODB_ROOT": str(emodb_root)}
@@ -91,7 +92,7 @@ def test_two_trainings_started_on_one_run_folder(tmp_path, emodb_root, emodb_cac
     assert (run_dir / "results.json").is_file()
     with open(run_dir / "csv" / "metrics.csv", newline="") as f:
         epochs = sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("val/uar")})
-    assert epochs == list(range(25))
+    assert epochs == list(range(80))
 
 
 def test_a_file_system_without_flock_runs_unlocked_with_a_warning(tmp_path, monkeypatch, caplog):
