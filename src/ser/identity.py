@@ -24,8 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 IDENTITY_VERSION = 2
 
 #: config groups whose whole effect is a config value the hashes already cover
-#: (``precision`` sets ``trainer.precision``): their choice adds nothing to the protocol
-CHOICES_IN_CONFIG = ("precision",)
+#: (``precision`` sets ``trainer.precision``, ``features`` the ``features`` node): their
+#: choice adds nothing to the protocol
+CHOICES_IN_CONFIG = ("precision", "features")
 
 #: what may differ between the runs of one comparison: the model and its own settings
 #: (ACRNN's batch of 40), its front-end (the reference rows: openSMILE functionals with a
@@ -92,7 +93,6 @@ def protocol_hash(cfg: DictConfig) -> str:
             k: v
             for k, v in choices.items()
             if not k.endswith("model")
-            and k != "features"
             and not k.startswith("hydra")
             and k not in CHOICES_IN_CONFIG
             and (k not in neutral_choices or v != neutral_choices[k])

@@ -390,23 +390,32 @@ def summary_rows(summary: Summary) -> list[dict[str, Any]]:
     return rows
 
 
+def _column_or_sentence(values: set[str], *, differ: str, same: str) -> tuple[bool, str]:
+    """Whether the runs' ``values`` (hardware, code version) differ, so that the table needs a
+    column, and the sentence that says so or names the one value (``same`` formatted).
+
+    Example:
+        >>> _column_or_sentence({"cpu"}, differ="see the column", same="all on {}")
+        (False, 'all on cpu')
+    """
+    if len(values) > 1:
+        return True, differ
+    return False, same.format(", ".join(values))
+
+
 def summary_markdown(summary: Summary) -> str:
     """The tables of ``summary.md``."""
     labels = {label for s in summary.models.values() for label in s.hardware}
-    mixed = len(labels) > 1
-    hardware = (
-        "Runs differ in precision or device kind: see the hardware column."
-        if mixed
-        else f"Hardware of every run: {', '.join(labels)} (device kind, precision)."
+    mixed, hardware = _column_or_sentence(
+        labels,
+        differ="Runs differ in precision or device kind: see the hardware column.",
+        same="Hardware of every run: {} (device kind, precision).",
     )
     commits = {c for s in summary.models.values() for c in s.commits}
-    versions = len(commits) > 1
-    code = (
-        "Runs come from several code versions: see the code column."
-        if versions
-        else f"Code version of every run: {', '.join(commits)}."
-        if commits != {"?"}
-        else ""
+    versions, code = _column_or_sentence(
+        commits,
+        differ="Runs come from several code versions: see the code column.",
+        same="" if commits == {"?"} else "Code version of every run: {}.",
     )
     lines = [
         f"# Sweep summary ({summary.settings.get('corpus')}, "

@@ -165,16 +165,22 @@ def print_config(cfg: DictConfig) -> None:
     rprint(tree)
 
 
-def check_resume_folder(ckpt_path: Path, output_dir: Path) -> None:
+def read_resume_checkpoint(ckpt_path: Path) -> dict[str, Any] | None:
+    """The checkpoint a run resumes from, memory-mapped (read once for the checks below);
+    ``None`` when it is not a checkpoint: the resume itself then says so, naming the file."""
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:
+        return None
+    return checkpoint if isinstance(checkpoint, dict) else None
+
+
+def check_resume_folder(checkpoint: dict[str, Any], ckpt_path: Path, output_dir: Path) -> None:
     """Resuming (``ckpt_path=``) continues a run in the folder its checkpoints were written
     to: only there does Lightning restore the best validation score (and ``metrics.csv``
     continue). In another folder the first validation after the resume would become the
     "best" and be tested, so such a checkpoint is refused, naming the folder to resume in.
     """
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:  # not a checkpoint: the resume itself says so, naming the file
-        return
     if (checkpoint.get("ser") or {}).get("format") != CHECKPOINT_FORMAT:
         return  # not resumable at all: the resume says why
     folders = {
@@ -192,14 +198,10 @@ def check_resume_folder(ckpt_path: Path, output_dir: Path) -> None:
         )
 
 
-def check_resume_data(ckpt_path: Path, datamodule: Any) -> None:
+def check_resume_data(checkpoint: dict[str, Any], datamodule: Any) -> None:
     """Refuse, before any audio is read, a checkpoint of other data: another corpus, fold,
     class set or front-end (:meth:`ser.data.SERDataModule.load_state_dict` names both)."""
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:  # not a checkpoint: the resume itself says so, naming the file
-        return
-    state = checkpoint.get(DATA_KEY) if isinstance(checkpoint, dict) else None
+    state = checkpoint.get(DATA_KEY)
     if state:
         datamodule.load_state_dict(state)
 
@@ -405,8 +407,9 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     require_complete(cfg)
     check_run_options(cfg)
     ckpt_path = resumed_from = cfg.get("ckpt_path")
-    if ckpt_path:
-        check_resume_folder(Path(ckpt_path), Path(cfg.paths.output_dir))
+    resume = read_resume_checkpoint(Path(ckpt_path)) if ckpt_path else None
+    if resume is not None:
+        check_resume_folder(resume, Path(ckpt_path), Path(cfg.paths.output_dir))
     if cfg.get("skip_done") and not ckpt_path:
         done = finished_results(cfg)
         if done is not None:
@@ -418,13 +421,14 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
             shutil.rmtree(Path(cfg.paths.output_dir) / "checkpoints", ignore_errors=True)
         else:
             log.info("resuming %s from %s", cfg.paths.output_dir, ckpt_path)
+            resume = read_resume_checkpoint(ckpt_path)
     if cfg.get("print_config", True):
         print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.datamodule)
     fold = datamodule.fold  # fails early, listing valid folds, when cfg.fold is out of range
-    if ckpt_path:
-        check_resume_data(Path(ckpt_path), datamodule)
+    if resume is not None:
+        check_resume_data(resume, datamodule)
     model = hydra.utils.instantiate(
         cfg.model, class_names=list(datamodule.classes), input_shape=datamodule.input_shape
     )
