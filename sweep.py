@@ -14,11 +14,11 @@ from ser.cli import main
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "aggregate":
-        from ser.results import aggregate_cli
+        from ser.results_cli import aggregate_cli
 
         sys.exit(aggregate_cli(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] == "best":
-        from ser.results import best_cli
+        from ser.results_cli import best_cli
 
         sys.exit(best_cli(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] == "compare":

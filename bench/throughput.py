@@ -50,12 +50,12 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
 }
 NUM_CLASSES = 4
 #: per-model width overrides of ``width=small`` (what train.py uses)
-WIDTH_DIR = Path(__file__).resolve().parents[1] / "conf" / "width_model"
+WIDTH_DIR = Path(__file__).resolve().parents[1] / "conf" / "model" / "_width"
 
 
 def small_widths(name: str) -> dict:
     """``model.net`` overrides of ``width=small`` for network ``name``
-    (``conf/width_model/small_<name>.yaml``)."""
+    (``conf/model/_width/small_<name>.yaml``)."""
     return dict(OmegaConf.to_container(OmegaConf.load(WIDTH_DIR / f"small_{name}.yaml")))
 
 

@@ -24,10 +24,9 @@ from ser.augment import (
     WaveformAugmentations,
     WaveformVariant,
 )
-from ser.config import user_error
 from ser.data import SERDataModule
 from ser.data.corpora import Manifest
-from ser.errors import ConfigError
+from ser.errors import ConfigError, user_error
 from ser.losses import smooth_labels, soft_nll_loss
 from ser.task import train
 

@@ -17,7 +17,7 @@ import ser.data.audio
 import ser.data.corpora
 import ser.data.download
 import ser.predict
-from ser.config import CONFIG_DIR, exit_on_user_error, user_error
+from ser.config import CONFIG_DIR
 from ser.errors import (
     AudioError,
     CheckpointError,
@@ -27,8 +27,10 @@ from ser.errors import (
     OutOfMemoryError,
     RunFolderBusyError,
     SERError,
+    exit_on_user_error,
+    user_error,
 )
-from ser.task import instantiate_trainer
+from ser.instantiate import instantiate_trainer
 
 
 def subclasses(cls: type) -> list[type]:

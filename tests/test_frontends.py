@@ -158,7 +158,7 @@ def test_an_encoder_layer_past_its_depth_fails_before_any_audio(
 
 def test_feature_configs_name_their_runs(compose_config, tmp_path):
     """Runs of one model on two front-ends get two folders (a sweep over features=...)."""
-    from ser.config import model_label
+    from ser.naming import model_label
 
     labels = set()
     for features in ("logmel", "egemaps", "compare", "egemaps_lld"):

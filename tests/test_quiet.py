@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 
+from ser.instantiate import instantiate_dict, instantiate_trainer
 from ser.quiet import quiet_library_notices
-from ser.task import instantiate_dict, instantiate_trainer
 
 
 def test_a_run_s_trainer_logs_no_lightning_tip_nor_srun_hint_outside_slurm(

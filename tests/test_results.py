@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ser.results import aggregate, collect, latest_protocol, paired_comparison, write_summary
+from ser.results import aggregate, collect, latest_protocol
+from ser.stats import paired_comparison
+from ser.tables import write_summary
 
 CLASSES = ["ang", "sad", "hap", "neu"]
 
@@ -258,7 +260,7 @@ def on_commit(run: dict, commit: str, protocol: str) -> dict:
 def test_two_folders_of_runs_on_the_same_folds_make_one_table(tmp_path, capsys):
     """sweep.py aggregate DIR --with OTHER: reference rows of one sweep beside the networks
     of another, each folder's newest settings, with paired tests and the code versions."""
-    from ser.results import aggregate_cli
+    from ser.results_cli import aggregate_cli
 
     networks, reference = tmp_path / "networks", tmp_path / "reference"
     write_runs(networks, [on_commit(fake_run("adsrnn", f, u), "a" * 40, "old") for f, u in

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ser.results import aggregate, collect, joined_runs, summary_markdown
+from ser.results import aggregate, collect, joined_runs
+from ser.tables import summary_markdown
 
 RESULTS = Path(__file__).parents[1] / "docs" / "results"
 #: rows of the model, per-fold and paired tables of a summary

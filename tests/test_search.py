@@ -13,7 +13,7 @@ import optuna
 import pytest
 from hydra_compose import compose_tool
 
-from ser.config import exit_on_user_error
+from ser.errors import exit_on_user_error
 from ser.sweep import plan_sweep
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ser.config import CONFIG_DIR, check_choices_or_exit
+from ser.config import CONFIG_DIR
+from ser.errors import exit_on_user_error
+from ser.options import check_task_name_overrides
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -29,7 +31,8 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def main(config_name: str) -> None:
-    """Check the ``group=option`` overrides of ``sys.argv`` (one ``error:`` line, exit code
-    2), then run :func:`run` under Hydra with ``conf/<config_name>.yaml``."""
-    check_choices_or_exit(sys.argv[1:])
+    """Check ``task_name=`` in ``sys.argv`` (one ``error:`` line, exit code 2), then run
+    :func:`run` under Hydra with ``conf/<config_name>.yaml``. Hydra itself reports an
+    unknown ``group=option``, listing the options."""
+    exit_on_user_error(check_task_name_overrides)(sys.argv[1:])
     hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(run)()

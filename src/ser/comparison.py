@@ -25,7 +25,8 @@ import numpy as np
 
 from ser.hardware import hardware_label, hardware_text
 from ser.io import require_writable, write_json_atomic
-from ser.results import collect, latest_protocol, ordered_models, paired_comparison
+from ser.results import collect, latest_protocol, ordered_models
+from ser.stats import paired_comparison
 
 Runs = dict[str, dict[tuple[int, int], dict[str, Any]]]
 

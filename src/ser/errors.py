@@ -1,7 +1,7 @@
 """User errors: the user asked for something that cannot work.
 
 Every such error is a :class:`SERError`. Entry points print it as one ``error:`` line and
-exit with code 2 (:func:`ser.config.exit_on_user_error`); any other exception is a bug and
+exit with code 2 (:func:`exit_on_user_error`); any other exception is a bug and
 keeps its traceback. The subclasses also derive from the builtin exception that callers
 catch (``ValueError``, or ``RuntimeError`` for a failed download).
 
@@ -9,7 +9,13 @@ The old import paths still work: ``ser.data.corpora.CorpusError``, ``ser.data.au
 ``ser.data.download.DownloadError`` and ``ser.predict.CheckpointError`` are these classes.
 """
 
+import functools
 import shutil
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf.errors import MissingMandatoryValue
 
 
 class SERError(Exception):
@@ -75,3 +81,46 @@ def require_sbatch() -> None:
 
 class RunFolderBusyError(SERError, RuntimeError):
     """Another process is running in this run folder (:mod:`ser.runlock`)."""
+
+
+def missing_option(key: str) -> str:
+    """The message for a mandatory option (``???``) left unset."""
+    return f"missing required option {key}: set it on the command line ({key}=...)"
+
+
+def user_error(err: BaseException) -> BaseException | None:
+    """The first user error in ``err``'s cause/context chain, or ``None`` for a bug.
+
+    A user error is a :class:`~ser.errors.SERError` or an unset mandatory option
+    (OmegaConf's ``MissingMandatoryValue``). Hydra wraps constructor errors in an
+    ``InstantiationException`` and OmegaConf wraps resolver errors, hence the walk along
+    the chain. Nothing else counts, not even a ``ValueError`` raised while instantiating
+    the config: that may be a bug, and it keeps its traceback.
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, SERError | MissingMandatoryValue):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def exit_on_user_error(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn``; a user error prints ``error: <message>`` on stderr and exits with code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            cause = user_error(err)
+            if cause is None:
+                raise
+            message = str(cause)
+            if isinstance(cause, MissingMandatoryValue):
+                message = missing_option(getattr(cause, "full_key", "") or "a value")
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

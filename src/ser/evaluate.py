@@ -40,7 +40,6 @@ Python::
 from __future__ import annotations
 
 import copy
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -49,15 +48,16 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from ser.config import CONFIG_DIR, check_choices_or_exit, exit_on_user_error, require_complete
+from ser.config import CONFIG_DIR
 from ser.data.corpora import Corpus, Utterance
 from ser.data.dataset import frame_store
 from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
 from ser.data.source import FeatureSource
-from ser.errors import AudioError, ConfigError, CorpusError, require_batch_size
+from ser.errors import AudioError, ConfigError, CorpusError, exit_on_user_error, require_batch_size
 from ser.inference import Predictor
 from ser.io import require_writable, write_json_atomic
 from ser.metrics import accuracy, confusion_matrix, recall_per_class, uar
+from ser.options import require_complete
 from ser.text import align_table
 
 #: ``norm`` options: the checkpoint's (training) statistics, or the target utterances' own
@@ -293,5 +293,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    check_choices_or_exit(sys.argv[1:])
     main()

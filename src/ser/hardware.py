@@ -13,6 +13,7 @@ this module and must start without it.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 from collections.abc import Mapping
 from pathlib import Path
@@ -192,3 +193,30 @@ def hardware_text(counts: Mapping[str, int]) -> str:
     if len(counts) == 1:
         return next(iter(counts))
     return ", ".join(f"{label} ({n})" for label, n in sorted(counts.items()))
+
+
+def slurm_tasks_per_node(environ: Mapping[str, str] = os.environ) -> int | None:
+    """Tasks SLURM starts on each node of this job step, ``None`` outside SLURM.
+
+    ``SLURM_NTASKS_PER_NODE`` is set only with ``--ntasks-per-node``; ``SLURM_TASKS_PER_NODE``
+    always (``2``, ``2(x3)``, or uneven as ``2,1``: refused, DDP needs the same number of
+    processes on every node).
+
+    Example:
+        >>> slurm_tasks_per_node({"SLURM_NTASKS": "6", "SLURM_TASKS_PER_NODE": "2(x3)"})
+        2
+        >>> slurm_tasks_per_node({}) is None
+        True
+    """
+    if "SLURM_NTASKS_PER_NODE" in environ:
+        return int(environ["SLURM_NTASKS_PER_NODE"])
+    per_node = environ.get("SLURM_TASKS_PER_NODE")
+    if not per_node or "SLURM_NTASKS" not in environ:
+        return None
+    counts = {int(part.split("(")[0]) for part in per_node.split(",")}
+    if len(counts) > 1:
+        raise ConfigError(
+            f"SLURM starts an uneven number of tasks per node (SLURM_TASKS_PER_NODE={per_node}): "
+            "DDP needs the same number on every node; use srun --ntasks-per-node=N"
+        )
+    return counts.pop()

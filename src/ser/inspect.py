@@ -12,8 +12,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ser.config import CONFIG_DIR, exit_on_user_error
+from ser.config import CONFIG_DIR
 from ser.data.corpora import Corpus
+from ser.errors import exit_on_user_error
 from ser.io import write_json_atomic
 from ser.text import align_table
 

@@ -1,9 +1,10 @@
-"""Loggers: Lightning's CSV logger, made to survive a resumed run."""
+"""Loggers: Lightning's CSV logger, made to survive a resumed run, and closing a W&B run."""
 
 from __future__ import annotations
 
 import csv
 import os
+import sys
 
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -64,3 +65,11 @@ class _ContinuingWriter(ExperimentWriter):
             writer.writerows(rows)
         os.replace(tmp, self.metrics_file_path)
         self.metrics_keys = sorted(header)
+
+
+def finish_loggers(exit_code: int = 0) -> None:
+    """Close the W&B run so that each run of a multirun is its own W&B run. Only a W&B
+    logger imports wandb: CSV runs work where it is not installed."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=exit_code)

@@ -13,7 +13,7 @@ A checkpoint carries everything inference needs (:mod:`ser.checkpoint`): this mo
 arguments with the network as a ``_target_`` node (``hyper_parameters``, so
 :meth:`SERModule.load_from_checkpoint` rebuilds it), the data module's fold preprocessing
 (``SERDataModule``) and the format version (``ser``). Test predictions per utterance are
-the task's to record (:func:`ser.task.prediction_records`): the module keeps the
+the task's to record (:func:`ser.record.prediction_records`): the module keeps the
 utterance indices, predicted classes and probabilities of the test step.
 """
 

@@ -7,13 +7,14 @@ Free of torch and Lightning, so that planning a sweep on a login node stays quic
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ser.config import CONFIG_DIR
-from ser.errors import ConfigError
+from ser.errors import ConfigError, missing_option
 from ser.hardware import check_hardware
 
 
@@ -101,3 +102,59 @@ def data_config(name: str, *, root_dir: str) -> DictConfig:
         return compose("config", overrides=overrides).data
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         return compose("config", overrides=overrides).data
+
+
+def task_name_overrides(argv: list[str]) -> list[str]:
+    """The values ``task_name=`` takes on a command line (none when it is not given, or when
+    Hydra cannot parse the line: Hydra reports that itself).
+
+    Example:
+        >>> task_name_overrides(["model=acrnn", "task_name=results_bf16"])
+        ['results_bf16']
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        overrides = OverridesParser.create().parse_overrides(
+            [a for a in argv if not a.startswith("-")]
+        )
+    except OverrideParseException:
+        return []
+    return [
+        str(value)
+        for o in overrides
+        if o.key_or_group == "task_name" and not o.is_delete()
+        for value in (o.sweep_iterator() if o.is_sweep_override() else [o.value()])
+    ]
+
+
+def check_task_name_overrides(argv: list[str]) -> None:
+    """Check ``task_name=`` on the command line before Hydra makes folders named after it."""
+    for name in task_name_overrides(argv):
+        check_task_name(name)
+
+
+def check_task_name(name: str) -> None:
+    """``task_name`` names run folders (``outputs/<task_name>/``, ``sweeps/<task_name>-...``):
+    one plain folder name, never a path that leaves them.
+
+    Example:
+        >>> check_task_name("results_bf16")
+        >>> check_task_name("../..")
+        Traceback (most recent call last):
+        ...
+        ser.errors.ConfigError: task_name=../..: give a plain name (letters, digits, - _ .) ...
+    """
+    if not name or name in (".", "..") or any(c in name for c in "/\\") or name.startswith("."):
+        raise ConfigError(
+            f"task_name={name}: give a plain name (letters, digits, - _ .) without / or a "
+            "leading dot: it names the run folders under outputs/ and sweeps/"
+        )
+
+
+def require_complete(cfg: Any) -> None:
+    """Raise :class:`ConfigError` naming the first mandatory option (``???``) left unset."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(missing_option(missing[0]))

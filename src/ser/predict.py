@@ -33,14 +33,16 @@ import soundfile as sf
 import torch
 from omegaconf import DictConfig
 
-from ser.config import CONFIG_DIR, exit_on_user_error, require_complete
+from ser.config import CONFIG_DIR
 from ser.errors import (
     CheckpointError,  # noqa: F401 (old import path, promised by ser.errors)
     ConfigError,
+    exit_on_user_error,
     require_batch_size,
 )
 from ser.inference import Prediction, Predictor
 from ser.io import require_writable, write_json_atomic, write_text_atomic
+from ser.options import require_complete
 from ser.text import align_table, csv_text
 
 AUDIO_SUFFIXES = {f".{fmt.lower()}" for fmt in sf.available_formats()} | {".oga", ".opus"}

@@ -1,4 +1,4 @@
-"""Sweep results: collect ``results.json`` files, aggregate over folds, write tables and figures.
+"""Sweep results: collect ``results.json`` files and aggregate them over folds.
 
 Per model, the per-fold test UAR (mean over seeds when a fold was run with several seeds)
 is reported as mean +- sample standard deviation over folds, with WA and per-class recall
@@ -7,12 +7,10 @@ alongside. Missing folds are named, never silently averaged away, and so are fai
 with the reference model (ADSRNN) on the folds both have: mean difference, Wilcoxon
 signed-rank and paired t-test p-values.
 
-Outputs (in the sweep folder): ``summary.md``, ``summary.csv``, ``uar_per_fold.csv``,
-``confusion.png`` (row-normalised, summed over folds) and ``uar_per_fold.png``.
+:mod:`ser.tables` renders the :class:`Summary`; :mod:`ser.stats` holds the paired tests.
 
 Example:
     >>> summary = aggregate(collect("sweeps/train-emodb"))  # doctest: +SKIP
-    >>> write_summary(summary, "sweeps/train-emodb")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,12 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from ser.errors import ConfigError
-from ser.hardware import hardware_label, hardware_text
-from ser.io import require_writable, write_bytes_atomic, write_text_atomic
-from ser.text import csv_text
+from ser.hardware import hardware_label
+from ser.stats import Comparison, paired_comparison
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +68,6 @@ class ModelSummary:
 
 
 @dataclass
-class Comparison:
-    """A model against the reference on the folds both have."""
-
-    model: str
-    reference: str
-    folds: list[int]
-    mean_difference: float  # model - reference, UAR
-    wilcoxon_p: float
-    ttest_p: float
-
-
-@dataclass
 class Summary:
     """Everything :func:`write_summary` writes."""
 
@@ -106,7 +88,7 @@ class Summary:
 def collect(sweep_dir: str | Path, name: str = "results.json") -> list[dict[str, Any]]:
     """Every ``name`` file under ``sweep_dir`` (one per finished run), oldest first.
 
-    ``name="error.json"`` gives the failed runs (see :func:`ser.task.record_failure`).
+    ``name="error.json"`` gives the failed runs (see :func:`ser.record.record_failure`).
     """
     runs = []
     for path in sorted(Path(sweep_dir).glob(f"**/{name}")):
@@ -145,23 +127,6 @@ def ordered_models(names: Any) -> list[str]:
     """
     names = set(names)
     return [m for m in MODEL_ORDER if m in names] + sorted(names - set(MODEL_ORDER))
-
-
-def paired_comparison(
-    model: str, uar: dict[int, float], reference: str, reference_uar: dict[int, float]
-) -> Comparison:
-    """``model`` vs ``reference`` over their common folds (differences model - reference)."""
-    folds = sorted(set(uar) & set(reference_uar))
-    a = np.array([uar[f] for f in folds])
-    b = np.array([reference_uar[f] for f in folds])
-    difference = a - b
-    if len(folds) < 2 or not np.any(difference):
-        wilcoxon_p = ttest_p = math.nan
-    else:
-        wilcoxon_p = float(stats.wilcoxon(a, b).pvalue)
-        ttest_p = float(stats.ttest_rel(a, b).pvalue)
-    mean = float(difference.mean()) if len(folds) else math.nan
-    return Comparison(model, reference, folds, mean, wilcoxon_p, ttest_p)
 
 
 def aggregate(
@@ -338,320 +303,10 @@ def cross_corpus(
     }
 
 
-def cross_corpus_rows(summary: Summary) -> list[dict[str, Any]]:
-    """One row per model and test corpus, the sweep's own (its test UAR) first."""
-    rows = []
-    train = summary.settings.get("corpus")
-    for model, targets in summary.cross.items():
-        own = summary.models[model]
-        for corpus, uar in [(train, own.uar), *targets.items()]:
-            mean, std = own.mean_std(uar)
-            rows.append(
-                {"model": model, "train_corpus": train, "test_corpus": corpus,
-                 "n_folds": len(uar), "uar_mean": mean, "uar_std": std}
-            )  # fmt: skip
-    return rows
-
-
 def _nanmean(values: list[float | None]) -> float:
     """Mean over the values that exist (a class absent from a test speaker is ``None``)."""
     present = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(present)) if present else math.nan
-
-
-def _pct(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.2f}"
-
-
-def _p(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.3g}"
-
-
-def summary_rows(summary: Summary) -> list[dict[str, Any]]:
-    """One CSV row per model (fractions in [0, 1])."""
-    rows = []
-    for model, s in summary.models.items():
-        uar_mean, uar_std = s.mean_std(s.uar)
-        wa_mean, wa_std = s.mean_std(s.wa)
-        rows.append(
-            {
-                "model": model,
-                "n_folds": s.n_folds,
-                "missing_folds": " ".join(map(str, s.missing_folds)),
-                "failed_folds": " ".join(map(str, s.failed_folds)),
-                "uar_mean": uar_mean,
-                "uar_std": uar_std,
-                "wa_mean": wa_mean,
-                "wa_std": wa_std,
-                "hardware": hardware_text(s.hardware),
-            }
-            | {f"recall_{c}": s.recall[c] for c in summary.classes}
-        )
-    return rows
-
-
-def _column_or_sentence(values: set[str], *, differ: str, same: str) -> tuple[bool, str]:
-    """Whether the runs' ``values`` (hardware, code version) differ, so that the table needs a
-    column, and the sentence that says so or names the one value (``same`` formatted).
-
-    Example:
-        >>> _column_or_sentence({"cpu"}, differ="see the column", same="all on {}")
-        (False, 'all on cpu')
-    """
-    if len(values) > 1:
-        return True, differ
-    return False, same.format(", ".join(values))
-
-
-def summary_markdown(summary: Summary) -> str:
-    """The tables of ``summary.md``."""
-    labels = {label for s in summary.models.values() for label in s.hardware}
-    mixed, hardware = _column_or_sentence(
-        labels,
-        differ="Runs differ in precision or device kind: see the hardware column.",
-        same="Hardware of every run: {} (device kind, precision).",
-    )
-    commits = {c for s in summary.models.values() for c in s.commits}
-    versions, code = _column_or_sentence(
-        commits,
-        differ="Runs come from several code versions: see the code column.",
-        same="" if commits == {"?"} else "Code version of every run: {}.",
-    )
-    lines = [
-        f"# Sweep summary ({summary.settings.get('corpus')}, "
-        f"{summary.n_folds_expected} folds expected)",
-        "",
-        " ".join(
-            filter(
-                None,
-                [
-                    "UAR and WA in %, mean +- sample std over folds (per fold: mean over seeds).",
-                    hardware,
-                    code,
-                ],
-            )
-        ),
-        "",
-        "| model | folds | UAR | WA | "
-        + " | ".join(f"recall {c}" for c in summary.classes)
-        + (" | hardware" if mixed else "")
-        + (" | code" if versions else "")
-        + " |",
-        "|---|---|---|---|" + "---|" * (len(summary.classes) + mixed + versions),
-    ]
-    for row, s in zip(summary_rows(summary), summary.models.values(), strict=True):
-        absent = [
-            f"{what} {','.join(map(str, which))}"
-            for what, which in (("missing", s.missing_folds), ("failed", s.failed_folds))
-            if which
-        ]
-        folds = f"{s.n_folds}/{summary.n_folds_expected}"
-        if absent:
-            folds += f" ({'; '.join(absent)})"
-        recalls = " | ".join(_pct(row[f"recall_{c}"]) for c in summary.classes)
-        lines.append(
-            f"| {row['model']} | {folds} | {_pct(row['uar_mean'])} +- {_pct(row['uar_std'])} | "
-            f"{_pct(row['wa_mean'])} +- {_pct(row['wa_std'])} | {recalls} |"
-            + (f" {row['hardware']} |" if mixed else "")
-            + (f" {', '.join(sorted(s.commits))} |" if versions else "")
-        )
-    models = list(summary.models)
-    lines += ["", "## Test UAR per fold (%)", ""]
-    lines += ["| fold | test speaker | " + " | ".join(models) + " |"]
-    lines += ["|---|---|" + "---|" * len(models)]
-    for fold, speakers in summary.folds.items():
-        cells = [
-            _pct(summary.models[m].uar[fold]) if fold in summary.models[m].uar else "-"
-            for m in models
-        ]
-        lines.append(f"| {fold} | {','.join(speakers)} | " + " | ".join(cells) + " |")
-    if summary.comparisons:
-        reference = summary.comparisons[0].reference
-        lines += ["", f"## Paired comparison with {reference} (test UAR, common folds)", ""]
-        lines += ["| model | folds | mean difference (pp) | Wilcoxon p | paired t p |"]
-        lines += ["|---|---|---|---|---|"]
-        for c in summary.comparisons:
-            lines.append(
-                f"| {c.model} - {c.reference} | {len(c.folds)} | {_pct(c.mean_difference)} | "
-                f"{_p(c.wilcoxon_p)} | {_p(c.ttest_p)} |"
-            )
-    if summary.speaker_comparisons:
-        reference = summary.speaker_comparisons[0].reference
-        lines += [
-            "",
-            f"## Paired comparison with {reference} over test speakers (UAR per speaker)",
-            "",
-            "The folds hold several test speakers each. This test pairs the speakers; those "
-            "of one fold were scored by the same trained model, so they are not independent "
-            "and the test above, over folds, is the one that counts; this one shows how "
-            "consistent a difference is across speakers.",
-            "",
-            "| model | speakers | mean difference (pp) | Wilcoxon p | paired t p |",
-            "|---|---|---|---|---|",
-        ]
-        for c in summary.speaker_comparisons:
-            lines.append(
-                f"| {c.model} - {c.reference} | {len(c.folds)} | {_pct(c.mean_difference)} | "
-                f"{_p(c.wilcoxon_p)} | {_p(c.ttest_p)} |"
-            )
-    lines += cross_corpus_markdown(summary)
-    lines += failures_markdown(summary.failures)
-    hashes = summary.settings.get("protocol_hashes") or [summary.settings.get("protocol_hash")]
-    lines += ["", f"protocol hash{'es' if len(hashes) > 1 else ''}: {', '.join(hashes)}"]
-    lines += [f"command of the newest run: `{summary.settings.get('command')}`"]
-    if summary.settings.get("left_out"):
-        lines += [
-            f"left out (other settings than the newest run): "
-            f"{', '.join(summary.settings['left_out'])}"
-        ]
-    lines.append("")
-    return "\n".join(lines)
-
-
-def cross_corpus_markdown(summary: Summary) -> list[str]:
-    """The cross-corpus section: models x test corpora, UAR mean +- std over folds."""
-    if not summary.cross:
-        return []
-    train = summary.settings.get("corpus")
-    rows = cross_corpus_rows(summary)
-    corpora = list(dict.fromkeys(r["test_corpus"] for r in rows))
-    lines = [
-        "",
-        f"## Cross-corpus test UAR (%): trained on {train}",
-        "",
-        f"Each fold's best checkpoint on every utterance of the other corpora ({train}: its "
-        "own test speakers); mean +- std over folds (n).",
-        "",
-        "| model | " + " | ".join(corpora) + " |",
-        "|---|" + "---|" * len(corpora),
-    ]
-    for model in summary.cross:
-        cells = {r["test_corpus"]: r for r in rows if r["model"] == model}
-        lines.append(
-            f"| {model} | "
-            + " | ".join(
-                f"{_pct(cells[c]['uar_mean'])} +- {_pct(cells[c]['uar_std'])} "
-                f"({cells[c]['n_folds']})"
-                if c in cells
-                else "-"
-                for c in corpora
-            )
-            + " |"
-        )
-    return lines
-
-
-def failure_line(failure: dict[str, Any]) -> str:
-    """``asrnn-fold1: NonFiniteLossError: <first line of the message>``."""
-    message = (failure.get("message") or "").splitlines() or [""]
-    return f"{Path(failure['path']).parent.name}: {failure.get('error')}: {message[0]}"
-
-
-def failures_markdown(failures: Sequence[dict[str, Any]]) -> list[str]:
-    """The 'Failed runs' section: run folder, error, and the log holding the traceback."""
-    if not failures:
-        return []
-    lines = ["", f"## Failed runs ({len(failures)})", "", "| run | error | log |", "|---|---|---|"]
-    for failure in failures:
-        run, error = failure_line(failure).replace("|", "\\|").split(": ", 1)
-        lines.append(f"| {run} | {error} | {failure.get('log') or failure['path']} |")
-    return lines
-
-
-def failures_summary(failures: Sequence[dict[str, Any]]) -> str:
-    """``summary.md`` of a sweep none of whose runs finished: the failed runs, each with its
-    error and log."""
-    lines = ["# Sweep summary: no finished runs", *failures_markdown(failures), ""]
-    return "\n".join(lines)
-
-
-def write_summary(summary: Summary, sweep_dir: str | Path) -> list[Path]:
-    """Write the tables and figures into ``sweep_dir``; returns the written paths."""
-    from ser.plots import (
-        confusion_figure,
-        cross_corpus_figure,
-        save_figure,
-        uar_per_fold_figure,
-    )
-
-    sweep_dir = Path(sweep_dir)
-    per_fold = [
-        {"fold": fold, "test_speakers": " ".join(speakers)}
-        | {model: s.uar.get(fold, "") for model, s in summary.models.items()}
-        for fold, speakers in summary.folds.items()
-    ]
-    paths = {
-        "summary.md": summary_markdown(summary),
-        "summary.csv": csv_text(summary_rows(summary)),
-        "uar_per_fold.csv": csv_text(per_fold, ["fold", "test_speakers", *summary.models]),
-    }
-    for name, text in paths.items():
-        write_text_atomic(sweep_dir / name, text)
-    confusions = {}
-    for model, s in summary.models.items():
-        mean, std = s.mean_std(s.uar)
-        confusions[f"{model}: UAR {_pct(mean)} +- {_pct(std)} ({s.n_folds} folds)"] = s.confusion
-    write_bytes_atomic(
-        sweep_dir / "confusion.png", save_figure(confusion_figure(confusions, summary.classes))
-    )
-    uar = {m: s.uar for m, s in summary.models.items()}
-    write_bytes_atomic(sweep_dir / "uar_per_fold.png", save_figure(uar_per_fold_figure(uar)))
-    written = [sweep_dir / name for name in [*paths, "confusion.png", "uar_per_fold.png"]]
-    if summary.cross:
-        rows = cross_corpus_rows(summary)
-        write_text_atomic(sweep_dir / "cross_corpus.csv", csv_text(rows))
-        table = {m: {} for m in summary.cross}
-        for row in rows:
-            table[row["model"]][row["test_corpus"]] = row["uar_mean"]
-        figure = cross_corpus_figure(table, train=summary.settings.get("corpus"))
-        write_bytes_atomic(sweep_dir / "cross_corpus.png", save_figure(figure))
-        written += [sweep_dir / "cross_corpus.csv", sweep_dir / "cross_corpus.png"]
-    return written
-
-
-def aggregate_cli(argv: Sequence[str]) -> int:
-    """``python sweep.py aggregate DIR``: write and print the summary of a sweep folder."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="sweep.py aggregate", description=aggregate_cli.__doc__)
-    parser.add_argument("sweep_dir", type=Path, help="folder holding the runs' results.json")
-    parser.add_argument("--reference", default="adsrnn", help="model the others are compared with")
-    parser.add_argument(
-        "--with", dest="others", type=Path, action="append", default=[], metavar="DIR",
-        help="another folder of runs on the same folds to put in the same tables (its newest "
-        "settings), e.g. reference rows beside the networks; repeatable",
-    )  # fmt: skip
-    parser.add_argument(
-        "--out", type=Path, default=None, help="where to write the summary (default: SWEEP_DIR)"
-    )
-    args = parser.parse_args(argv)
-    folders = [args.sweep_dir, *args.others]
-    for folder in folders:
-        if not collect(folder):
-            print(f"error: no results.json under {folder}", file=sys.stderr)
-            return 2
-    try:
-        summary = aggregate(
-            joined_runs(folders) if args.others else collect(args.sweep_dir),
-            failures=[f for folder in folders for f in collect(folder, "error.json")],
-            cross=[c for folder in folders for c in collect(folder, "cross_eval/*.json")],
-            reference=args.reference,
-            newest_protocol=not args.others,
-        )
-    except (ValueError, KeyError) as err:
-        print(f"error: {args.sweep_dir}: cannot aggregate ({err!r})", file=sys.stderr)
-        return 2
-    out = args.out or args.sweep_dir
-    if args.out:
-        try:
-            require_writable(out / "summary.md", option="--out")
-        except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-    paths = write_summary(summary, out)
-    print(summary_markdown(summary))
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 1 if summary.failures else 0
 
 
 def search_trials(search_dir: str | Path) -> list[dict[str, Any]]:
@@ -667,42 +322,3 @@ def search_trials(search_dir: str | Path) -> list[dict[str, Any]]:
         if record.get("objective") == "val/uar_mean":
             trials.append(record | {"dir": str(path.parent)})
     return sorted(trials, key=lambda t: -t["val_uar_mean"])
-
-
-def search_markdown(trials: Sequence[dict[str, Any]], *, top: int = 10) -> str:
-    """The best trials of a search: mean +- std validation UAR over the folds, settings."""
-    lines = [
-        f"# Hyper-parameter search ({len(trials)} finished trials; objective: mean best "
-        "validation UAR over the folds, test speakers never read)",
-        "",
-        "| rank | val UAR % | folds | settings |",
-        "|---|---|---|---|",
-    ]
-    for rank, trial in enumerate(trials[:top], start=1):
-        settings = " ".join(o for o in trial["params"] if "=" in o)
-        lines.append(
-            f"| {rank} | {_pct(trial['val_uar_mean'])} +- {_pct(trial['val_uar_std'])} | "
-            f"{len(trial['val_uar_per_fold'])} | `{settings}` |"
-        )
-    if trials:
-        lines += [
-            "",
-            "Test the best settings on every fold (the nested protocol's outer loop):",
-            "",
-            f"    python sweep.py task_name=best {' '.join(trials[0]['params'])}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def best_cli(argv: Sequence[str]) -> int:
-    """``python sweep.py best DIR``: print the best trial's overrides (one line), for
-    ``python sweep.py $(python sweep.py best DIR)``."""
-    if len(argv) != 1:
-        print("usage: python sweep.py best SEARCH_DIR", file=sys.stderr)
-        return 2
-    trials = search_trials(argv[0])
-    if not trials:
-        print(f"error: no finished search trial (results.json) under {argv[0]}", file=sys.stderr)
-        return 2
-    print(" ".join(trials[0]["params"]))
-    return 0

@@ -24,19 +24,15 @@ from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ser.config import exit_on_user_error
-from ser.errors import ConfigError, require_sbatch
+from ser.errors import ConfigError, exit_on_user_error, require_sbatch
 from ser.hardware import check_hardware
 from ser.io import write_text_atomic
 from ser.options import check_sweep_options, require_untested_search
-from ser.results import (
-    aggregate,
-    collect,
+from ser.results import aggregate, collect, latest_protocol, search_trials
+from ser.tables import (
     failure_line,
     failures_summary,
-    latest_protocol,
     search_markdown,
-    search_trials,
     summary_markdown,
     write_summary,
 )
@@ -139,7 +135,7 @@ def plan_sweep(config: DictConfig, config_name: str | None) -> SweepPlan:
     )
 
 
-#: what a search trial returns (:func:`ser.task.search_trial`'s results)
+#: what a search trial returns (:func:`ser.trial.search_trial`'s results)
 SEARCH_OBJECTIVES = ("val/uar_mean",)
 
 
@@ -290,7 +286,7 @@ def log_summary_to_wandb(
     """One W&B run (job type 'summary') in the sweep's group with the table and figures."""
     import wandb
 
-    from ser.results import summary_rows
+    from ser.tables import summary_rows
 
     rows = summary_rows(summary)
     run = wandb.init(

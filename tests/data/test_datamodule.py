@@ -189,7 +189,7 @@ def test_bad_audio_skipped_with_a_warning(emodb_manifest, tmp_path, caplog):
         skip_bad_audio=True,
         progress=False,
     )
-    with caplog.at_level(logging.WARNING, logger="ser.data.datamodule"):
+    with caplog.at_level(logging.WARNING, logger="ser.data"):
         dm.prepare_data()
         dm.setup("fit")
     assert "skipping 1 unusable audio file(s)" in caplog.text
@@ -317,7 +317,7 @@ def test_automatic_minority_choice_is_logged(emodb_manifest, tmp_path, caplog):
     rarest = min(counts, key=counts.__getitem__)
     assert rarest == "sad" and sorted(counts.values())[:2] == [counts["sad"], counts["sad"] + 1]
     dm = small_dm(emodb_manifest, tmp_path)
-    with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+    with caplog.at_level(logging.INFO, logger="ser.data"):
         dm.prepare_data()
         dm.setup("fit")
     assert dm.minority_classes == ("sad",)
@@ -333,7 +333,7 @@ def test_corpus_minority_classes_replace_the_automatic_choice(emodb_manifest, tm
     automatic.prepare_data()
     automatic.setup("fit")
     fixed = small_dm(emodb_manifest, tmp_path, corpus_minority=("neu",))
-    with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+    with caplog.at_level(logging.INFO, logger="ser.data"):
         fixed.setup("fit")
     assert automatic.minority_classes != ("neu",)  # ties: the first class in sorted order
     assert fixed.minority_classes == ("neu",)
@@ -345,7 +345,7 @@ def test_corpus_minority_classes_replace_the_automatic_choice(emodb_manifest, tm
     explicit = small_dm(
         emodb_manifest, tmp_path, corpus_minority=("neu",), minority_classes=["hap", "sad"]
     )
-    with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+    with caplog.at_level(logging.INFO, logger="ser.data"):
         explicit.setup("fit")
     assert sliding_classes(explicit) == {"hap", "sad"}
     assert "fixed by datamodule.train_segments.minority_classes" in caplog.text
@@ -389,7 +389,7 @@ def test_data_iemocap_fixes_hap_where_ang_is_the_rarest(
         cfg = compose_config(["data=iemocap", f"data.root={root}", f"fold={fold}", *overrides])
         dm = instantiate(cfg.datamodule, cache_dir=tmp_path / "cache", progress=False)
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+        with caplog.at_level(logging.INFO, logger="ser.data"):
             dm.prepare_data()
             dm.setup("fit")
         return dm

@@ -35,8 +35,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ser.config import exit_on_user_error
-from ser.errors import ConfigError
+from ser.errors import ConfigError, exit_on_user_error
 from ser.text import duration
 
 log = logging.getLogger(__name__)

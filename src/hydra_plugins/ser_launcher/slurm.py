@@ -126,7 +126,7 @@ class ResumableSlurmLauncher(SlurmLauncher):
         self, overrides: Sequence[str], index: int, job: Any, err: Exception, waited_s: float
     ) -> JobReturn:
         """``error.json`` for a job that ended without a result, naming its SLURM log."""
-        from ser.task import record_failure
+        from ser.record import record_failure
 
         logs = f"{job.paths.stdout} / {job.paths.stderr}"
         with self._job_config(overrides, index) as cfg:

@@ -16,19 +16,19 @@ from ser.augment import WaveformAugmentations
 from ser.data.balance import Balance, NoBalance
 from ser.data.cache import FillReport
 from ser.data.corpora import Corpus, Utterance
-from ser.data.dataset import SegmentDataset, collate_segments, frame_store, rescale_segments
+from ser.data.dataset import SegmentDataset, collate_segments, frame_store, version_segments
 from ser.data.features import LogMel3D
+from ser.data.fold_checks import SPLITS, check_classes_covered, drop_unusable
 from ser.data.folds import Fold
-from ser.data.frontend import FrontEnd, describe_record
+from ser.data.frontend import FrontEnd, check_same_frontend
+from ser.data.minority import fixed_minority, fold_policy
 from ser.data.normalization import Normalizer, check_padding, fit_normalizer, frame_weights
-from ser.data.resident import ResidentLoader
+from ser.data.resident import ResidentLoader, resident_device
 from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, Sliding
 from ser.data.source import FeatureSource
-from ser.errors import AudioError, ConfigError, CorpusError, require_batch_size
+from ser.errors import ConfigError, CorpusError, require_batch_size
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 class SERDataModule(L.LightningDataModule):
@@ -163,7 +163,7 @@ class SERDataModule(L.LightningDataModule):
             for variant in self.variants
             if variant.key()
         }
-        self._fixed_minority()  # a class outside data.classes fails here, before extraction
+        fixed_minority(self.train_segments, corpus)  # a class outside data.classes: refused now
         self.minority_classes: tuple[str, ...] | None = None  # the fold's, set by setup()
         self.normalizer: Normalizer | None = None
         self.class_weights: torch.Tensor | None = None
@@ -226,7 +226,9 @@ class SERDataModule(L.LightningDataModule):
             return
         fold = self.fold
         members = [u for u in self.corpus.utterances if fold.split_of(u.speaker) in self.splits]
-        usable = self._drop_bad(members, self._fill(members))
+        usable, self.dropped = drop_unusable(
+            members, self._fill(members), corpus=self.corpus, fold=fold, skip=self.skip_bad_audio
+        )
         label_index = {c: i for i, c in enumerate(self.classes)}
 
         split_index = {}
@@ -242,7 +244,9 @@ class SERDataModule(L.LightningDataModule):
                 )
             split_index[split] = index
             self.utterances[split] = [usable[i] for i in index]
-        self._check_classes_covered()
+        check_classes_covered(
+            self.utterances, corpus=self.corpus, fold=fold, dropped=bool(self.dropped)
+        )
         # the unperturbed features of the fold, then each version's of its training utterances
         features = self.source.load(self.corpus, usable)
         for variant in self.variant_caches:
@@ -252,7 +256,12 @@ class SERDataModule(L.LightningDataModule):
         for split in self.splits:
             index = split_index[split]
             labels = [usable[i].label for i in index]
-            policy = self._train_policy(labels) if split == "train" else self.eval_segments
+            if split == "train":
+                policy, self.minority_classes = fold_policy(
+                    self.train_segments, self.corpus, fold.index, labels
+                )
+            else:
+                policy = self.eval_segments
             tables[split] = policy.segment(
                 lengths[index], labels, length=self.segment_frames, frame_rate=self.frame_rate
             )
@@ -274,8 +283,12 @@ class SERDataModule(L.LightningDataModule):
 
         offsets_t = torch.from_numpy(offsets)
         padding = self.normalizer.padding_frame(self.padding)
-        train_versions = self._train_variants(
-            tables["train"], offsets, lengths, len(usable), split_index["train"]
+        train_versions = self._train_versions(
+            tables["train"],
+            offsets,
+            lengths,
+            unperturbed=len(usable),
+            train_index=split_index["train"],
         )
         for split in self.splits:
             labels = torch.tensor([label_index[u.label] for u in self.utterances[split]])
@@ -290,131 +303,31 @@ class SERDataModule(L.LightningDataModule):
             )
         log.info("%s", self.summary())
 
-    def _train_variants(
+    def _train_versions(
         self,
         table: SegmentTable,
         offsets: np.ndarray,
         lengths: np.ndarray,
+        *,
         unperturbed: int,
         train_index: np.ndarray,
     ) -> list[tuple[torch.Tensor, SegmentTable]]:
-        """``(offsets, table)`` of the training segments in each version drawn from.
-
-        ``offsets`` and ``lengths`` are those of the frame store, which holds the
-        ``unperturbed`` utterances of the fold first, then one block of the training
-        utterances per perturbed version, in :attr:`variant_caches` order (``first``: the
-        store index of its first utterance).
-        """
+        """The training segments in each version drawn from (none without waveform
+        augmentation). The frame store holds the ``unperturbed`` utterances of the fold first,
+        then one block of the training utterances per perturbed version, in
+        :attr:`variant_caches` order."""
         if not self.variant_caches:
             return []
         n_train = len(train_index)
         first = {v: unperturbed + k * n_train for k, v in enumerate(self.variant_caches)}
-        versions = []
-        for variant in self.variants:
-            if variant not in first:  # the waveform as read
-                versions.append((torch.from_numpy(offsets[train_index]), table))
-                continue
-            block = slice(first[variant], first[variant] + n_train)
-            rescaled = rescale_segments(
-                table, lengths[train_index], lengths[block], length=self.segment_frames
-            )
-            versions.append((torch.from_numpy(offsets[block]), rescaled))
-        return versions
-
-    def _check_classes_covered(self) -> None:
-        """Refuse a fold whose training or validation split lacks a class.
-
-        The model would keep an output it never learns (or never selects on), and UAR would
-        count that class against it. A test split without a class is fine: its recall is
-        undefined (``null``) and UAR averages over the classes present.
-        """
-        for split in ("train", "val"):
-            present = {u.label for u in self.utterances[split]}
-            absent = [c for c in self.classes if c not in present]
-            if absent:
-                speakers = ",".join(getattr(self.fold, split))
-                raise CorpusError(
-                    f"{self.corpus.name} fold {self.fold_index}: no {split} utterances of "
-                    f"class(es) {absent} ({split} speakers {speakers}"
-                    f"{', after skipping unusable files' if self.dropped else ''}); leave "
-                    "them out of data.classes or choose folds whose speakers have them"
-                )
-
-    def _fixed_minority(self) -> tuple[tuple[str, ...] | None, str]:
-        """Minority classes fixed by the config, and the option that fixed them.
-
-        ``(None, "")`` when nothing fixes them (the automatic choice) or the training policy
-        is not :class:`PerClass`.
-        """
-        policy = self.train_segments
-        if not isinstance(policy, PerClass):
-            return None, ""
-        if policy.minority_classes is not None:
-            chosen, source = policy.minority_classes, "datamodule.train_segments.minority_classes"
-        elif self.corpus.minority_classes is not None:
-            chosen, source = tuple(self.corpus.minority_classes), "data.minority_classes"
-        else:
-            return None, ""
-        unknown = [c for c in chosen if c not in self.classes]
-        if unknown:
-            raise CorpusError(
-                f"{source}={list(chosen)}: {unknown} not among the classes of "
-                f"{self.corpus.name} {list(self.classes)}; name classes of data.classes, or set "
-                f"{source}=null for the automatic choice (the class with the fewest training "
-                "utterances)"
-            )
-        return chosen, source
-
-    def _train_policy(self, labels: list[str]) -> SegmentPolicy:
-        """The training policy with this fold's minority classes settled, and logged."""
-        policy = self.train_segments
-        if not isinstance(policy, PerClass):
-            return policy
-        counts = Counter(labels)
-        chosen, source = self._fixed_minority()
-        if chosen is None:
-            chosen = policy.resolve_minority(labels)
-            how = "chosen automatically (the fewest training utterances)"
-        else:
-            how = f"fixed by {source}"
-        log.info(
-            "%s fold %d: minority class(es) %s %s; their training segments: %r",
-            self.corpus.name, self.fold_index,
-            ", ".join(f"{c} ({counts[c]} training utterances)" for c in chosen), how,
-            policy.minority,
-        )  # fmt: skip
-        self.minority_classes = chosen
-        return PerClass(default=policy.default, minority=policy.minority, minority_classes=chosen)
-
-    def _drop_bad(self, utterances: list[Utterance], report: FillReport) -> list[Utterance]:
-        if not report.bad:
-            return utterances
-        examples = "; ".join(f"{k}: {v}" for k, v in list(report.bad.items())[:3])
-        if not self.skip_bad_audio:
-            raise AudioError(
-                f"{len(report.bad)} unusable audio file(s) in {self.corpus.name} ({examples}). "
-                "Fix or remove them, or set datamodule.skip_bad_audio=true to skip them"
-            )
-        fold = self.fold
-        self.dropped = [
-            {
-                "id": u.id,
-                "path": str(u.path),
-                "speaker": u.speaker,
-                "split": fold.split_of(u.speaker),
-                "reason": report.bad[u.id],
-            }
-            for u in utterances
-            if u.id in report.bad
-        ]
-        per_split = Counter(d["split"] for d in self.dropped)
-        log.warning(
-            "skipping %d unusable audio file(s) (datamodule.skip_bad_audio=true; %s): %s",
-            len(self.dropped),
-            ", ".join(f"{per_split[s]} {s}" for s in SPLITS if per_split[s]),
-            examples,
+        return version_segments(
+            table,
+            offsets,
+            lengths,
+            train_index=train_index,
+            blocks=[first.get(variant) for variant in self.variants],
+            length=self.segment_frames,
         )
-        return [u for u in utterances if u.id not in report.bad]
 
     def summary(self) -> str:
         """One line per split: speakers, utterances and segments per class."""
@@ -462,15 +375,8 @@ class SERDataModule(L.LightningDataModule):
         """Refuse a checkpoint (``ckpt_path``) of another corpus, fold or class set: it saw
         other speakers. The statistics are this fold's own, computed by :meth:`setup`."""
         recorded = state_dict.get("features")
-        if recorded is not None and _frontend_key(recorded) != _frontend_key(
-            self.features.record()
-        ):
-            raise ConfigError(
-                f"ckpt_path: the checkpoint was trained on features "
-                f"{describe_record(recorded)}, not on this run's "
-                f"{describe_record(self.features.record())}; resume it with the features it "
-                "was trained on (features=...), or train a new run"
-            )
+        if recorded is not None:
+            check_same_frontend(recorded, self.features.record())
         stored = (state_dict.get("corpus"), state_dict.get("fold"), state_dict.get("classes"))
         current = (self.corpus.name, self.fold.as_dict(), list(self.classes))
         if stored != current:
@@ -480,22 +386,6 @@ class SERDataModule(L.LightningDataModule):
                 f"{current[0]} fold {current[1]['fold']} with {current[2]}; resuming it would "
                 "train or test on the wrong speakers"
             )
-
-    # ----------------------------------------------------------------- loaders
-    def _resident_device(self) -> torch.device | None:
-        """Where batches are gathered without a DataLoader (``resident``), or ``None``."""
-        trainer = self.trainer
-        if self.resident is False or trainer is None:
-            return None
-        device = trainer.strategy.root_device
-        if trainer.world_size > 1:
-            if self.resident is True:
-                raise ConfigError(
-                    f"datamodule.resident=true with {trainer.world_size} processes (DDP): each "
-                    "would see every batch; use datamodule.resident=auto or false"
-                )
-            return None
-        return device if self.resident is True or device.type == "cuda" else None
 
     def _loader(self, split: str, *, train: bool) -> DataLoader | ResidentLoader:
         if not self.datasets:
@@ -511,7 +401,7 @@ class SERDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             collate_fn=collate_segments,
         )
-        device = self._resident_device()
+        device = resident_device(self.resident, self.trainer)
         if device is None:
             return loader
         return ResidentLoader(loader, device=device, moved=self._moved.setdefault(device, {}))
@@ -529,9 +419,3 @@ class SERDataModule(L.LightningDataModule):
                 "a hyper-parameter search): its speakers' audio is never read"
             )
         return self._loader("test", train=False)
-
-
-def _frontend_key(record: dict[str, Any]) -> dict[str, Any]:
-    """A recorded front-end with its class (checkpoints written before the choice of
-    front-end have none: log-mel)."""
-    return {"_target_": "ser.data.features.LogMel3D", **record}

@@ -150,6 +150,36 @@ def rescale_segments(
     return SegmentTable(table.utterance, start, np.minimum(length, new - start))
 
 
+def version_segments(
+    table: SegmentTable,
+    offsets: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    train_index: np.ndarray,
+    blocks: Sequence[int | None],
+    length: int,
+) -> list[tuple[torch.Tensor, SegmentTable]]:
+    """``(offsets, table)`` of the training segments in each version of the training
+    utterances (waveform augmentation), for :class:`SegmentDataset`'s ``variants``.
+
+    ``offsets`` and ``lengths`` describe the frame store; ``train_index`` gives the store
+    rows of the unperturbed training utterances and ``blocks`` each version's first store
+    row (its training utterances follow in the same order), ``None`` for the waveform as
+    read. A perturbed version's segments cover the same stretch of each recording
+    (:func:`rescale_segments`).
+    """
+    n_train = len(train_index)
+    versions = []
+    for first in blocks:
+        if first is None:
+            versions.append((torch.from_numpy(offsets[train_index]), table))
+            continue
+        block = slice(first, first + n_train)
+        rescaled = rescale_segments(table, lengths[train_index], lengths[block], length=length)
+        versions.append((torch.from_numpy(offsets[block]), rescaled))
+    return versions
+
+
 def collate_segments(batch: dict | list) -> dict[str, torch.Tensor]:
     """Collate for :class:`SegmentDataset`: batches from ``__getitems__`` pass through."""
     return batch if isinstance(batch, dict) else default_collate(batch)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ser.errors import AudioError
+from ser.errors import AudioError, ConfigError
 
 
 class FrontEnd(nn.Module):
@@ -122,6 +122,21 @@ def describe_record(record: Mapping[str, Any]) -> str:
     target = str(record.get("_target_", "ser.data.features.LogMel3D")).rsplit(".", 1)[-1]
     settings = ", ".join(f"{k}={v}" for k, v in record.items() if k != "_target_")
     return f"{target}({settings})"
+
+
+def check_same_frontend(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    """Refuse resuming a checkpoint (``ckpt_path``) trained on another front-end, naming both.
+    A record without a class is log-mel (checkpoints from before the choice of front-end)."""
+
+    def key(record: Mapping[str, Any]) -> dict[str, Any]:
+        return {"_target_": "ser.data.features.LogMel3D", **record}
+
+    if key(recorded) != key(current):
+        raise ConfigError(
+            f"ckpt_path: the checkpoint was trained on features {describe_record(recorded)}, "
+            f"not on this run's {describe_record(current)}; resume it with the features it "
+            "was trained on (features=...), or train a new run"
+        )
 
 
 def failure(path: str | Path, frontend: FrontEnd, err: Exception) -> AudioError:

@@ -15,11 +15,13 @@ batches.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from ser.data.dataset import SegmentDataset
+from ser.errors import ConfigError
 
 
 class ResidentLoader:
@@ -71,3 +73,20 @@ class ResidentLoader:
         indices = flat.to(self.device, non_blocking=True).split(sizes)
         for batch in indices:
             yield self.dataset.__getitems__(batch)
+
+
+def resident_device(resident: bool | str, trainer: Any) -> torch.device | None:
+    """Where batches are gathered without a DataLoader (``datamodule.resident``), or
+    ``None``: ``auto`` on a GPU with one process, ``true`` also on the CPU, never with DDP
+    (each process would see every batch; ``true`` with DDP is refused)."""
+    if resident is False or trainer is None:
+        return None
+    device = trainer.strategy.root_device
+    if trainer.world_size > 1:
+        if resident is True:
+            raise ConfigError(
+                f"datamodule.resident=true with {trainer.world_size} processes (DDP): each "
+                "would see every batch; use datamodule.resident=auto or false"
+            )
+        return None
+    return device if resident is True or device.type == "cuda" else None
