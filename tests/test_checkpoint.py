@@ -53,6 +53,34 @@ def test_load_from_checkpoint_rebuilds_the_module_that_was_tested(trained):
         module.configure_optimizers()  # rebuilt to evaluate, not to train
 
 
+def test_a_checkpoint_with_since_renamed_or_retired_arguments_still_loads(trained, tmp_path):
+    """Checkpoints written before ``use_class_weights`` was retired and ADSRNN's ``combine``
+    became ``window_combine`` load with the arguments under their current names."""
+    results, best = trained
+    checkpoint = torch.load(best, map_location="cpu", weights_only=False)
+    checkpoint["hyper_parameters"]["use_class_weights"] = True
+    old = tmp_path / "before.ckpt"
+    torch.save(checkpoint, old)
+    module = SERModule.load_from_checkpoint(old).eval()
+    assert module.class_names == results["classes"]
+    adsrnn = {"_target_": "ser.models.ADSRNN", "_partial_": True, "combine": "recursive"}
+    upgraded = read_checkpoint_with(tmp_path, checkpoint, net=adsrnn)["hyper_parameters"]
+    assert upgraded["net"] == {
+        "_target_": "ser.models.ADSRNN",
+        "_partial_": True,
+        "window_combine": "recursive",
+    }
+    assert "use_class_weights" not in upgraded
+
+
+def read_checkpoint_with(folder, checkpoint: dict, **hparams) -> dict:
+    """:func:`ser.checkpoint.read` of ``checkpoint`` with ``hparams`` changed."""
+    path = folder / "changed.ckpt"
+    changed = checkpoint | {"hyper_parameters": checkpoint["hyper_parameters"] | hparams}
+    torch.save(changed, path)
+    return read(path)
+
+
 def format_1(checkpoint: dict) -> dict:
     """The layout of checkpoints written before format 2: everything under ``ser``, objects
     as ``{"target", "kwargs"}``, Lightning's hyper-parameters not rebuildable."""
@@ -63,7 +91,7 @@ def format_1(checkpoint: dict) -> dict:
         "name": hparams["name"], "class_names": hparams["class_names"],
         "net": {"target": hparams["net"]["_target_"], "kwargs": net}, "center_loss": False,
         "mse_weight": hparams["mse_weight"], "combine": hparams["combine"],
-        "use_class_weights": hparams["use_class_weights"],
+        "use_class_weights": True,
     }  # fmt: skip
     old["ser"] = {
         "format": 1, "name": hparams["name"], "class_names": hparams["class_names"],

@@ -123,13 +123,35 @@ def read(path: str | Path) -> dict[str, Any]:
         )
     version = meta.get("format")
     if version == 1:
-        return _hops_in_seconds(_upgrade_format_1(checkpoint))
+        return _current_names(_hops_in_seconds(_upgrade_format_1(checkpoint)))
     if version != FORMAT:
         raise CheckpointError(
             f"{path} has checkpoint format {version!r}, which this version of ser cannot read "
             f"(it reads formats 1 and {FORMAT}): use the ser version that wrote it, or retrain"
         )
-    return _hops_in_seconds(checkpoint)
+    return _current_names(_hops_in_seconds(checkpoint))
+
+
+#: module arguments that older checkpoints record and this version no longer takes: the
+#: class-weighted loss is switched by ``balance=loss`` alone (the data module's weights)
+RETIRED_MODULE_ARGUMENTS = ("use_class_weights",)
+#: network arguments renamed since: ADSRNN's window mixing (``model.combine`` is the
+#: segment -> utterance rule)
+RENAMED_NET_ARGUMENTS = {"ser.models.ADSRNN": {"combine": "window_combine"}}
+
+
+def _current_names(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The module's recorded arguments under this version's names (see
+    :data:`RETIRED_MODULE_ARGUMENTS` and :data:`RENAMED_NET_ARGUMENTS`)."""
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict):
+        return checkpoint
+    hparams = {k: v for k, v in hparams.items() if k not in RETIRED_MODULE_ARGUMENTS}
+    net = hparams.get("net")
+    if isinstance(net, dict):
+        renames = RENAMED_NET_ARGUMENTS.get(str(net.get("_target_")), {})
+        hparams["net"] = {renames.get(k, k): v for k, v in net.items()}
+    return checkpoint | {"hyper_parameters": hparams}
 
 
 def _hops_in_seconds(checkpoint: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 
 #: the scheme of the hashes, recorded in results.json: raised when a change of the config tree
 #: changes every run's config on purpose (2: segments in seconds, network input sizes from
-#: the front-end), so that runs of older code are not taken for finished runs of this code
-IDENTITY_VERSION = 2
+#: the front-end; 3: ``model.use_class_weights`` retired, ``balance`` alone switches the
+#: weighted loss, and ADSRNN's ``model.net.combine`` named ``window_combine``), so that runs
+#: of older code are not taken for finished runs of this code
+IDENTITY_VERSION = 3
 
 #: keys (dotted for nested ones) left out of both hashes: they do not change what a run
 #: computes, so a sweep rerun with another logger, progress bar or cache folder still finds

@@ -126,7 +126,6 @@ class SERModule(L.LightningModule):
         center_loss: optional :class:`~ser.losses.CenterLoss` factory called with
             ``num_classes`` and ``dim`` (the network's ``embedding_dim``), or its node.
         combine: how segment probabilities form an utterance's (``max`` or ``mean``).
-        use_class_weights: use the data module's class weights in the NLL when it has them.
         label_smoothing: share of each target spread evenly over the classes (0: none); the
             MSE and center-loss terms keep the unsmoothed targets.
         augment: batch-level training augmentations (``augment=specaugment``, ``mixup``),
@@ -150,7 +149,6 @@ class SERModule(L.LightningModule):
         mse_weight: float = 0.0,
         center_loss: Callable[..., CenterLoss] | Mapping[str, Any] | None = None,
         combine: str = "max",
-        use_class_weights: bool = True,
         label_smoothing: float = 0.0,
         augment: Augmentations | None = None,
         compile_net: bool | Mapping[str, Any] = False,
@@ -181,7 +179,6 @@ class SERModule(L.LightningModule):
             else None
         )
         self.combine = combine
-        self.use_class_weights = use_class_weights
         self.label_smoothing = float(label_smoothing)
         self.augment = augment
         if augment is not None:
@@ -198,7 +195,6 @@ class SERModule(L.LightningModule):
                 "mse_weight": mse_weight,
                 "center_loss": None if center_loss is None else factory_node(center_loss),
                 "combine": combine,
-                "use_class_weights": use_class_weights,
                 "label_smoothing": self.label_smoothing,
             }
         )
@@ -234,7 +230,7 @@ class SERModule(L.LightningModule):
         dm = self.trainer.datamodule
         if list(dm.classes) != self.class_names:
             raise ValueError(f"data classes {list(dm.classes)} != model classes {self.class_names}")
-        if self.use_class_weights and dm.class_weights is not None:
+        if dm.class_weights is not None:
             self.class_weights = dm.class_weights.to(self.device)
         metrics = {}
         for split in ("val", "test"):

@@ -27,7 +27,7 @@ def test_combine_weights_hand_computed() -> None:
     torch.testing.assert_close(
         combine_log_weights(3, "recursive").exp(), torch.tensor([0.25, 0.25, 0.5])
     )
-    with pytest.raises(ValueError, match="combine"):
+    with pytest.raises(ValueError, match="window_combine"):
         combine_log_weights(3, "max")
 
 
@@ -35,7 +35,7 @@ def test_combine_weights_hand_computed() -> None:
 def test_classify_combines_window_distributions(combine: str) -> None:
     """exp(classify) is the thesis' mean of the window softmaxes, or the released code's
     running average, computed here the naive way from the same per-window distributions."""
-    model = small_net("adsrnn", combine=combine).eval()
+    model = small_net("adsrnn", window_combine=combine).eval()
     with torch.no_grad():
         z = model.embed(small_input("adsrnn", 3))
         p = model.window_log_probs(z).exp()

@@ -29,7 +29,7 @@ NAMES = list(SMALL)
         ("adrnn", {}, 8),
         ("asrnn", {}, 8),
         ("adsrnn", {}, 4 * 16),
-        ("adsrnn", {"per_window_attention": True, "combine": "recursive"}, 4 * 16),
+        ("adsrnn", {"per_window_attention": True, "window_combine": "recursive"}, 4 * 16),
     ],
 )
 def test_contract(name: str, overrides: dict, embedding_dim: int) -> None:

@@ -23,19 +23,19 @@ from ser.models.blocks import (
 Combine = Literal["sum", "recursive"]
 
 
-def combine_log_weights(windows: int, combine: Combine) -> Tensor:
+def combine_log_weights(windows: int, window_combine: Combine) -> Tensor:
     """Log of the weights that mix the per-window distributions into one (they sum to 1).
 
     ``"sum"``: the thesis formula, sum of the M distributions normalised, i.e. their mean.
     ``"recursive"``: the released code, ``p = p_1; p = (p + p_m) / 2`` for ``m = 2..M``, i.e.
     weight ``2^-(M-1)`` for window 1 and ``2^-(M-m+1)`` for window ``m >= 2``.
     """
-    if combine == "sum":
+    if window_combine == "sum":
         return torch.full((windows,), -math.log(windows))
-    if combine == "recursive":
+    if window_combine == "recursive":
         halvings = [windows - 1] + [windows - m + 1 for m in range(2, windows + 1)]
         return torch.tensor(halvings, dtype=torch.float32) * -math.log(2.0)
-    raise ValueError(f"combine must be 'sum' or 'recursive', got {combine!r}")
+    raise ValueError(f"window_combine must be 'sum' or 'recursive', got {window_combine!r}")
 
 
 class ADSRNN(Network):
@@ -45,7 +45,7 @@ class ADSRNN(Network):
     -> frames of ``dilated_channels * n_mels / mel_pool`` features -> sliding BiLSTM over
     ``windows`` consecutive windows of ``window_frames`` frames (state carried forward),
     each window mean-pooled -> causal attention over windows -> one classifier per window
-    -> the per-window distributions mixed by ``combine``.
+    -> the per-window distributions mixed by ``window_combine``.
 
     ``embed`` returns the M attention outputs flattened, ``(B, windows * 2 * lstm_hidden)``;
     ``classify`` un-flattens them.
@@ -74,7 +74,7 @@ class ADSRNN(Network):
         windows: int = 10,
         window_frames: int = 30,
         per_window_attention: bool = False,
-        combine: Combine = "sum",
+        window_combine: Combine = "sum",
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__(in_channels=in_channels, frames=frames, n_mels=n_mels)
@@ -120,7 +120,9 @@ class ADSRNN(Network):
             self.window_dim, windows=windows, per_window=per_window_attention
         )
         self.classifiers = WindowClassifiers(self.window_dim, num_classes, windows=windows)
-        self.register_buffer("log_weights", combine_log_weights(windows, combine), persistent=False)
+        self.register_buffer(
+            "log_weights", combine_log_weights(windows, window_combine), persistent=False
+        )
         self.embedding_dim = windows * self.window_dim
         # Frames the CNN sees either side of a frame: two front convs + the main dilated path.
         self.context_frames = 2 * (front_kernel // 2) + dilated_layers * dilation * (
@@ -143,6 +145,6 @@ class ADSRNN(Network):
         return torch.log_softmax(logits, dim=-1)
 
     def classify(self, z: Tensor) -> Tensor:
-        """Log of the ``combine``-weighted mixture of the per-window distributions, stably."""
+        """Log of the ``window_combine``-weighted mixture of the window distributions, stably."""
         log_p = self.window_log_probs(z)
         return torch.logsumexp(log_p + self.log_weights.unsqueeze(-1), dim=1)
