@@ -141,6 +141,9 @@ def test_seed_protocol_preset(compose_config, iemocap_tree):
     assert cfg.datamodule.balance.n == 300
     assert cfg.model.optimizer.lr == 1e-5
     assert list(cfg.model.optimizer.betas) == [0.5, 0.999]
+    assert cfg.model.optimizer.weight_decay == 1e-5
+    assert cfg.model.mse_weight == 0.01
+    assert cfg.trainer.max_steps == 5000
     assert cfg.trainer.val_check_interval == 5
     assert cfg.task_name == "seed_iemocap"
     acrnn = compose_config(
@@ -148,6 +151,11 @@ def test_seed_protocol_preset(compose_config, iemocap_tree):
     )
     assert acrnn.datamodule.batch_size == 40
     assert cfg.datamodule.batch_size == 30
+    # ADRNN under the preset: NLL + 0.01 MSE + center loss (docs/spec.md, I3)
+    adrnn = compose_config(
+        ["experiment=seed_iemocap", "model=adrnn", f"data.root={iemocap_tree.root}"]
+    )
+    assert adrnn.model.mse_weight == 0.01 and adrnn.model.center_loss is not None
 
 
 @pytest.mark.parametrize("experiment", ["seed_iemocap", "emodb_4class"])

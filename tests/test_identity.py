@@ -97,3 +97,14 @@ def test_a_new_key_is_unclassified_at_the_top_and_in_a_node_classified_key_by_ke
     cfg = compose_tool("config", ["+shiny=1", "+datamodule.shiny=1", "+model.shiny=1"])
     # model is hashed as a whole: a new model option is covered already
     assert unclassified_keys(cfg) == {"shiny", "datamodule.shiny"}
+
+
+def test_asrnn_window_encoding_at_its_default_keeps_the_hash_of_configs_without_it():
+    from omegaconf import open_dict
+
+    default = compose_tool("config", ["model=asrnn"])
+    without = compose_tool("config", ["model=asrnn"])
+    with open_dict(without):
+        del without.model.net["window_encoding"]
+    literal = compose_tool("config", ["model=asrnn", "model.net.window_encoding=last_output"])
+    assert config_hash(default) == config_hash(without) != config_hash(literal)

@@ -16,9 +16,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from ser.errors import ConfigError
-from ser.schedules import CosineDecay, OneCycle, WarmupCosine
+from ser.schedules import one_cycle, warmup_cosine
 from ser.task import train
 
 LR = 1e-3
@@ -120,42 +121,10 @@ def test_cosine_without_a_training_length_is_a_config_error(compose_config, tmp_
     assert "set trainer.max_steps or trainer.max_epochs" in err
 
 
-def test_cosine_decay_stays_at_eta_min_past_its_length():
-    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in (1.0, 0.5)]
-    optimizer = torch.optim.SGD(groups)
-    scheduler = CosineDecay(optimizer, total_steps=4, eta_min=0.1)
-    lrs = []
-    for _ in range(8):
-        lrs.append([group["lr"] for group in optimizer.param_groups])
-        optimizer.step()
-        scheduler.step()
-    factors = [(1 + math.cos(math.pi * k / 4)) / 2 for k in range(5)] + [0.0] * 3
-    expected = [[0.1 + (lr - 0.1) * f for lr in (1.0, 0.5)] for f in factors]
-    assert lrs == [pytest.approx(row) for row in expected]
-    with pytest.raises(ValueError, match="total_steps=0"):
-        CosineDecay(optimizer, total_steps=0)
-
-
-def test_resumed_cosine_decay_spans_the_new_length():
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    first = CosineDecay(optimizer, total_steps=4)
-    for _ in range(4):
-        optimizer.step()
-        first.step()
-    state = first.state_dict()
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    resumed = CosineDecay(optimizer, total_steps=8)
-    resumed.load_state_dict(state)
-    assert (resumed.total_steps, resumed.last_epoch) == (8, 4)
-    optimizer.step()
-    resumed.step()
-    assert optimizer.param_groups[0]["lr"] == pytest.approx((1 + math.cos(math.pi * 5 / 8)) / 2)
-
-
 # ----------------------------------------------------------------------------- warm-up, one-cycle
 
 
-def warmup_cosine(step: int, total: int, warmup: int, lr: float = LR) -> float:
+def warmup_cosine_lr(step: int, total: int, warmup: int, lr: float = LR) -> float:
     """The learning rate of step ``step``: linear warm-up over ``warmup`` steps, then cosine."""
     if step < warmup:
         return lr * (step + 1) / (warmup + 1)
@@ -172,7 +141,9 @@ def test_warmup_cosine_rises_then_decays_over_the_run(compose_config, tmp_path, 
     )
     warmup = round(0.5 * steps)  # 2, 2 (of 3) and 1 warm-up steps
     assert len(lrs) == steps
-    assert lrs == pytest.approx([warmup_cosine(k, steps, warmup) for k in range(steps)], rel=1e-6)
+    assert lrs == pytest.approx(
+        [warmup_cosine_lr(k, steps, warmup) for k in range(steps)], rel=1e-6
+    )
     peak = lrs.index(max(lrs))
     assert peak == warmup and lrs[peak] == pytest.approx(LR)
     assert all(a < b for a, b in itertools.pairwise(lrs[: peak + 1]))
@@ -192,20 +163,22 @@ def test_onecycle_peaks_after_pct_start_of_the_run(compose_config, tmp_path):
     assert lrs == pytest.approx([low, LR, floor + (LR - floor) / 2, floor], rel=1e-6)
 
 
-def test_warmup_cosine_without_warmup_is_cosine_decay():
+def test_warmup_cosine_without_warmup_is_cosine_annealing():
     def run(make):
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
         scheduler, lrs = make(optimizer), []
-        for _ in range(12):
+        for _ in range(11):
             lrs.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
             scheduler.step()
         return lrs
 
-    cosine = run(lambda o: CosineDecay(o, total_steps=10, eta_min=0.1))
-    assert run(lambda o: WarmupCosine(o, total_steps=10, warmup_fraction=0, eta_min=0.1)) == cosine
-    warm = run(lambda o: WarmupCosine(o, total_steps=10, warmup_fraction=0.3, eta_min=0.1))
-    assert warm[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and warm[10:] == [0.1, 0.1]
+    cosine = run(lambda o: CosineAnnealingLR(o, T_max=10, eta_min=0.1))
+    assert run(lambda o: warmup_cosine(o, total_steps=10, warmup_fraction=0, eta_min=0.1)) == cosine
+    warm = run(lambda o: warmup_cosine(o, total_steps=10, warmup_fraction=0.3, eta_min=0.1))
+    assert warm[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    decay = [0.1 + 0.9 * (1 + math.cos(math.pi * (k - 3) / 7)) / 2 for k in range(4, 11)]
+    assert warm[4:] == pytest.approx(decay)
 
 
 def test_onecycle_peaks_at_each_groups_rate_and_keeps_the_momentum():
@@ -214,7 +187,7 @@ def test_onecycle_peaks_at_each_groups_rate_and_keeps_the_momentum():
         {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.25},
     ]
     optimizer = torch.optim.Adam(groups, lr=1.0, betas=(0.5, 0.999))
-    scheduler = OneCycle(optimizer, total_steps=100, pct_start=0.3)
+    scheduler = one_cycle(optimizer, total_steps=100, pct_start=0.3)
     lrs = []
     for _ in range(100):
         lrs.append([g["lr"] for g in optimizer.param_groups])
@@ -228,40 +201,25 @@ def test_onecycle_peaks_at_each_groups_rate_and_keeps_the_momentum():
     assert lrs[-1] == pytest.approx([1.0 / 25e4, 0.25 / 25e4], rel=1e-2)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda o, n: WarmupCosine(o, total_steps=n, warmup_fraction=0.25),
-        lambda o, n: OneCycle(o, total_steps=n),
-    ],
-)
-def test_resumed_schedules_span_the_new_length(make):
-    def adam():
-        return torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-
-    def steps(optimizer, scheduler, n):
-        for _ in range(n):
-            optimizer.step()
-            scheduler.step()
-
-    optimizer = adam()
-    first = make(optimizer, 8)
-    steps(optimizer, first, 8)
-    optimizer = adam()
-    resumed = make(optimizer, 16)
-    resumed.load_state_dict(first.state_dict())
-    assert (resumed.total_steps, resumed.last_epoch) == (16, 8)
-    steps(optimizer, resumed, 1)
-    fresh_optimizer = adam()
-    fresh = make(fresh_optimizer, 16)
-    steps(fresh_optimizer, fresh, 9)
-    assert resumed.get_last_lr() == pytest.approx(fresh.get_last_lr())
-    steps(optimizer, resumed, 7)  # on to the end of the new length, without error
+def test_resuming_with_another_training_length_is_refused(compose_config, tmp_path, capsys):
+    """torch's schedulers keep the length they were built with: a run resumed under a
+    schedule that spans the run must keep its training length."""
+    overrides, _ = TRAINERS["steps"]
+    run_dir = tmp_path / "run"
+    fit(compose_config, run_dir, ["scheduler=cosine", *overrides])
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["ser"]["schedule_steps"] == 3
+    longer = [*overrides, "trainer.max_steps=5"]
+    with pytest.raises(SystemExit) as exit_:
+        fit(compose_config, run_dir, ["scheduler=cosine", *longer, f"ckpt_path={last}"])
+    assert exit_.value.code == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert "schedule spans 3 optimiser steps and this run's would span 5" in line
 
 
 def test_bad_schedule_options_are_config_errors():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ConfigError, match=r"model\.scheduler\.warmup_fraction=1"):
-        WarmupCosine(optimizer, total_steps=10, warmup_fraction=1)
+        warmup_cosine(optimizer, total_steps=10, warmup_fraction=1)
     with pytest.raises(ConfigError, match=r"model\.scheduler\.pct_start=1\.5"):
-        OneCycle(optimizer, total_steps=10, pct_start=1.5)
+        one_cycle(optimizer, total_steps=10, pct_start=1.5)

@@ -123,13 +123,13 @@ def read(path: str | Path) -> dict[str, Any]:
         )
     version = meta.get("format")
     if version == 1:
-        return _current_names(_hops_in_seconds(_upgrade_format_1(checkpoint)))
+        return current_names(_hops_in_seconds(_upgrade_format_1(checkpoint)))
     if version != FORMAT:
         raise CheckpointError(
             f"{path} has checkpoint format {version!r}, which this version of ser cannot read "
             f"(it reads formats 1 and {FORMAT}): use the ser version that wrote it, or retrain"
         )
-    return _current_names(_hops_in_seconds(checkpoint))
+    return current_names(_hops_in_seconds(checkpoint))
 
 
 #: module arguments that older checkpoints record and this version no longer takes: the
@@ -140,7 +140,7 @@ RETIRED_MODULE_ARGUMENTS = ("use_class_weights",)
 RENAMED_NET_ARGUMENTS = {"ser.models.ADSRNN": {"combine": "window_combine"}}
 
 
-def _current_names(checkpoint: dict[str, Any]) -> dict[str, Any]:
+def current_names(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The module's recorded arguments under this version's names (see
     :data:`RETIRED_MODULE_ARGUMENTS` and :data:`RENAMED_NET_ARGUMENTS`)."""
     hparams = checkpoint.get("hyper_parameters")

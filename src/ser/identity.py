@@ -42,7 +42,7 @@ HASH_EXCLUDE = (
 #: the runs that do not use it
 HASH_NEUTRAL: dict[str, Any] = {
     "model.label_smoothing": 0.0, "datamodule.test_split": True, "search": None,
-    "compile": False, "model.compile_net": False,
+    "compile": False, "model.compile_net": False, "model.net.window_encoding": "h_n",
 }  # fmt: skip
 
 #: the same for config group choices (the protocol hash covers the choices)

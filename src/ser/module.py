@@ -33,11 +33,12 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric
 
 from ser.augment import Augmentations
-from ser.checkpoint import FORMAT, factory_node, read
+from ser.checkpoint import FORMAT, current_names, factory_node, read
 from ser.errors import ConfigError
 from ser.losses import CenterLoss, smooth_labels, soft_nll_loss
 from ser.metrics import COMBINE, SegmentUAR, UtteranceMetrics
 from ser.models.blocks import NetOptionError
+from ser.schedules import RUN_LENGTH
 
 NetFactory = Callable[..., nn.Module]
 
@@ -119,8 +120,8 @@ class SERModule(L.LightningModule):
         optimizer: optimiser factory called with parameter groups (a Hydra partial);
             ``None`` for a module loaded to evaluate only.
         scheduler: optional scheduler factory called with the optimiser (a Hydra partial);
-            one with a ``total_steps`` keyword (:class:`~ser.schedules.CosineDecay`) also
-            gets the run's optimiser steps, ``trainer.estimated_stepping_batches``.
+            one with a ``total_steps`` or ``T_max`` keyword (:data:`ser.schedules.RUN_LENGTH`)
+            also gets the run's optimiser steps, ``trainer.estimated_stepping_batches``.
         scheduler_interval: ``epoch`` or ``step`` (``step``: once per optimiser step).
         mse_weight: weight of the MSE(probabilities, one-hot) term (0 disables it).
         center_loss: optional :class:`~ser.losses.CenterLoss` factory called with
@@ -207,6 +208,10 @@ class SERModule(L.LightningModule):
         #: utterances) the predicted class index and probabilities
         self.test_results: dict[str, Any] | None = None
         self.loss_guard = LossGuard()
+        #: the run's length in optimiser steps when its schedule spans the run (checkpoints
+        #: record it), and that of the checkpoint resumed from
+        self.schedule_steps: int | None = None
+        self.resumed_schedule_steps: int | None = None
 
     # ------------------------------------------------------------------ set-up
     def configure_model(self) -> None:
@@ -400,7 +405,8 @@ class SERModule(L.LightningModule):
             parameters = inspect.signature(self.scheduler_factory).parameters
         except (TypeError, ValueError):  # no signature to read: called with the optimiser only
             parameters = {}
-        if "total_steps" in parameters:
+        length = next((name for name in RUN_LENGTH if name in parameters), None)
+        if length is not None:
             # optimiser steps of the whole run: max_steps, or max_epochs x steps per epoch
             # (limit_train_batches, accumulate_grad_batches), whichever ends first
             total = self.trainer.estimated_stepping_batches
@@ -411,7 +417,16 @@ class SERModule(L.LightningModule):
                     "whole run, but trainer.max_steps=-1 and trainer.max_epochs=-1 train "
                     "without end: set trainer.max_steps or trainer.max_epochs"
                 )
-            kwargs["total_steps"] = int(total)
+            kwargs[length] = self.schedule_steps = int(total)
+            resumed = self.resumed_schedule_steps
+            if resumed is not None and resumed != self.schedule_steps:
+                raise ConfigError(
+                    f"ckpt_path: the checkpoint's learning-rate schedule spans {resumed} "
+                    f"optimiser steps and this run's would span {self.schedule_steps}; torch's "
+                    "schedulers keep the checkpoint's length, so resume with the training "
+                    "length it was written with (trainer.max_steps, trainer.max_epochs), or "
+                    "train a new run"
+                )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
@@ -446,6 +461,7 @@ class SERModule(L.LightningModule):
         Another network's weights would fail in ``load_state_dict`` with a wall of
         mismatched keys. (The data module refuses another fold, corpus or class set.)
         """
+        self.resumed_schedule_steps = checkpoint.get("ser", {}).get("schedule_steps")
         version = checkpoint.get("ser", {}).get("format")
         if version != FORMAT:
             raise ConfigError(
@@ -453,7 +469,7 @@ class SERModule(L.LightningModule):
                 f"of ser; this version resumes format {FORMAT} only (python -m ser.evaluate and "
                 "ser.predict still read it): retrain, or resume with the version that wrote it"
             )
-        stored_net = checkpoint.get("hyper_parameters", {}).get("net") or {}
+        stored_net = current_names(checkpoint).get("hyper_parameters", {}).get("net") or {}
         current = self.hparams["net"]
         if stored_net != current:
             changed = sorted(
@@ -473,6 +489,8 @@ class SERModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ser"] = {"format": FORMAT, "precision": str(self.trainer.precision)}
+        if self.schedule_steps is not None:
+            checkpoint["ser"]["schedule_steps"] = self.schedule_steps
 
 
 def _factory(value: Callable[..., Any] | Mapping[str, Any] | None) -> Callable[..., Any] | None:

@@ -265,6 +265,22 @@ def test_overlapping_window_encodings_are_the_windows_encoded_alone() -> None:
         torch.testing.assert_close(out[:, i], torch.cat([h_n[0], h_n[1]], dim=-1))
 
 
+def test_last_output_encoding_is_the_output_at_each_window_s_last_frame() -> None:
+    torch.manual_seed(0)
+    h_n = OverlappingWindowLSTM(3, 4, window=6, shift=4)
+    last = OverlappingWindowLSTM(3, 4, window=6, shift=4, encoding="last_output")
+    last.load_state_dict(h_n.state_dict())
+    x = torch.randn(2, 20, 3)
+    for i, s in enumerate(h_n.window_starts(20)):
+        output, _ = h_n.lstm(x[:, s : s + 6])
+        torch.testing.assert_close(last(x)[:, i], output[:, -1])
+    # the forward halves agree; the backward half of last_output has read one frame only
+    torch.testing.assert_close(last(x)[..., :4], h_n(x)[..., :4])
+    assert not torch.allclose(last(x)[..., 4:], h_n(x)[..., 4:])
+    with pytest.raises(ValueError, match="window_encoding"):
+        OverlappingWindowLSTM(3, 4, encoding="mean")
+
+
 def test_overlapping_windows_see_only_their_frames() -> None:
     torch.manual_seed(0)
     enc = OverlappingWindowLSTM(3, 4, window=10, shift=5)

@@ -15,6 +15,7 @@ from ser.models.blocks import (
     Dense,
     OverlappingWindowLSTM,
     Step,
+    WindowEncoding,
     require_positive,
 )
 
@@ -25,14 +26,16 @@ class ASRNN(Baseline):
     conv blocks [3x3 conv -> max-pool -> BatchNorm -> ReLU] (widths ``conv_channels``, pools
     ``pools``; a ``(1, 1)`` pool means the block does not pool) -> per-frame linear to
     ``linear_dim`` -> windows of ``window`` frames every ``shift`` frames, each encoded by
-    one shared BiLSTM -> the window sequence goes to (a) attention pooling and (b) an LSTM
-    (last hidden state) -> concat -> FC ``fc_dim`` (the embedding) -> FC.
+    one shared BiLSTM (``window_encoding``: its final states ``h_n``, the default, or its
+    output at the window's last frame, SEED.md's "last output") -> the window sequence
+    goes to (a) attention pooling and (b) an LSTM (last hidden state) -> concat -> FC
+    ``fc_dim`` (the embedding) -> FC.
 
     Defaults are the seed's reproduction (SEED.md): only the first block pools (2x2), so
     ``(B, 3, 300, 40)`` becomes 150 frames of 128 maps x 20 bands = 2560 features and 29
     windows of 10 frames at shift 5; BatchNorm after the 768-unit linear layer
     (``linear_after``; SEED.md's text names only the linear map, the BatchNorm is the seed's
-    code as issue 10's review of it reported) and LeakyReLU then BatchNorm after the 64-unit
+    code) and LeakyReLU then BatchNorm after the 64-unit
     one (``fc_after``, as SEED.md states).
     """
 
@@ -53,6 +56,7 @@ class ASRNN(Baseline):
         window_hidden: int = 128,
         attention_dim: int = 1,
         attention_activation: Activation = "relu",
+        window_encoding: WindowEncoding = "h_n",
         sequence_hidden: int = 256,
         fc_dim: int = 64,
         fc_after: Sequence[Step] = ("act", "norm"),
@@ -80,7 +84,7 @@ class ASRNN(Baseline):
         self.cnn = nn.Sequential(*layers)
         self.cnn_frames = t
         self.window_encoder = OverlappingWindowLSTM(
-            linear_dim, window_hidden, window=window, shift=shift
+            linear_dim, window_hidden, window=window, shift=shift, encoding=window_encoding
         )
         if f < 1 or self.window_encoder.num_windows(t) < 1:
             raise ValueError(f"pools {pool_sizes} leave {t} frames x {f} bands: too small")

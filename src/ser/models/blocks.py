@@ -89,9 +89,10 @@ class FastDropout(nn.Module):
     """Dropout (inverted, like ``nn.Dropout``) whose keep-mask is ``uniform >= p``.
 
     Same distribution as ``nn.Dropout`` (each element kept with probability ``1 - p`` and
-    scaled by ``1 / (1 - p)``), but drawing uniforms is about 2.5x faster than the
-    ``bernoulli_`` that ``nn.Dropout`` uses on CPU, which matters on ADSRNN's full-resolution
-    feature maps. The uniforms are drawn in fp32 so ``p`` is exact under bf16 autocast too.
+    scaled by ``1 / (1 - p)``), but drawing uniforms is faster than the ``bernoulli_`` that
+    ``nn.Dropout`` uses on CPU, which shows in ADSRNN's step on its full-resolution feature
+    maps (``bench/dropout.py``; figures in the README's hardware section). The uniforms are
+    drawn in fp32 so ``p`` is exact under bf16 autocast too.
     """
 
     def __init__(self, p: float = 0.5) -> None:
@@ -357,13 +358,21 @@ class StatefulWindowLSTM(nn.Module):
         return torch.stack(pooled, dim=1)
 
 
+WindowEncoding = Literal["h_n", "last_output"]
+WINDOW_ENCODINGS = ("h_n", "last_output")
+
+
 class OverlappingWindowLSTM(nn.Module):
     """ASRNN's window encoder: one shared (Bi)LSTM over overlapping windows, run as one batch.
 
     Windows of ``window`` frames start every ``shift`` frames (``0, shift, 2 * shift, ...``;
     a tail shorter than a window is dropped). All windows of all samples are encoded in a
-    single LSTM call. A window's encoding is the final hidden state of each direction
-    (forward: after the window's last frame; backward: after its first frame), concatenated.
+    single LSTM call. A window's encoding (``encoding``):
+
+    - ``"h_n"``: the final hidden state of each direction (forward: after the window's last
+      frame; backward: after its first frame, so it has read the whole window), concatenated;
+    - ``"last_output"``: the LSTM's output at the window's last frame, SEED.md's literal
+      words: the forward half is the same, the backward half has read that frame only.
     """
 
     def __init__(
@@ -374,10 +383,14 @@ class OverlappingWindowLSTM(nn.Module):
         window: int = 10,
         shift: int = 5,
         bidirectional: bool = True,
+        encoding: WindowEncoding = "h_n",
     ) -> None:
         super().__init__()
         if window < 1 or shift < 1:
             raise ValueError(f"window and shift must be positive, got {window}, {shift}")
+        if encoding not in WINDOW_ENCODINGS:
+            raise ValueError(f"window_encoding must be one of {WINDOW_ENCODINGS}, got {encoding!r}")
+        self.encoding = encoding
         self.window = window
         self.shift = shift
         self.lstm = LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
@@ -399,7 +412,9 @@ class OverlappingWindowLSTM(nn.Module):
             raise ValueError(f"{t} frames hold no window of {self.window}")
         # unfold: (B, N, D, window) -> one batch of B * N windows, (B * N, window, D).
         windows = x.unfold(1, self.window, self.shift).permute(0, 1, 3, 2).reshape(b * n, -1, d)
-        _, (h_n, _) = self.lstm(windows)
+        output, (h_n, _) = self.lstm(windows)
+        if self.encoding == "last_output":
+            return output[:, -1].reshape(b, n, self.output_size)
         # h_n: (directions, B * N, hidden) -> (B, N, directions * hidden).
         return h_n.permute(1, 0, 2).reshape(b, n, self.output_size)
 
