@@ -14,16 +14,17 @@ export SER_RAVDESS_ROOT := $(RAVDESS_ROOT)
 # Extra overrides for train/sweep, e.g. make train ARGS="model=acrnn fold=3"
 ARGS ?=
 # glibc: keep freed memory for reuse instead of returning every large tensor to the system
-# (25-35% faster CPU training steps, same maths; see README "Models"). Override with
+# (25-35% faster CPU training steps, same maths; see docs/hardware.md). Override with
 # GLIBC_TUNABLES= to disable.
 GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824
 FAST_MALLOC := GLIBC_TUNABLES=$(GLIBC_TUNABLES)
 
-.PHONY: help install test test-cluster lint format train sweep bench clean
+.PHONY: help install test test-fast test-cluster lint format train sweep bench clean
 
 help:
 	@echo "make install  create $(VENV) and install requirements + the ser package (idempotent)"
 	@echo "make test     lint, then the whole test suite (without the cluster tests)"
+	@echo "make test-fast  the unit tier for the edit loop: no end-to-end fits or subprocesses"
 	@echo "make test-cluster  the SLURM tests on a local cluster (root: installs slurm-wlm, munge, mariadb)"
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make train    python train.py with defaults (ADSRNN, Emo-DB, fold 0); ARGS=\"...\" adds overrides"
@@ -49,6 +50,9 @@ format: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" -q
 
 # tests/cluster/slurm.sh starts (and stops) a one-node SLURM cluster on localhost
 test-cluster: install

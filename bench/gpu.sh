@@ -1,7 +1,7 @@
 #!/bin/bash
 # The one prepared script for a GPU machine: bench rows on the GPU and the CPU, the Emo-DB
 # sweep at SEED.md's widths and schedule, and the IEMOCAP-sized sweep on a synthetic corpus,
-# each timed (README "Hardware"). Here first: bash bench/gpu_bundle.sh. There:
+# each timed (docs/hardware.md). Here first: bash bench/gpu_bundle.sh. There:
 #   bash bench/gpu.sh               (with .gpu/ copied along; results in $OUT)
 # Wheels from .gpu/whl are installed (into $GPU_WORK/site) only where packages are missing.
 # Time boxes in seconds: THROUGHPUT_S (90), SYNC_S (45), EMODB_S (180), IEMOCAP_S (120).

@@ -4,7 +4,7 @@
 # this project's other packages:
 #   .gpu/whl/    wheels for Python 3.12 (versions from requirements.txt), installed there
 #   .gpu/emodb/  the Emo-DB copy (SER_EMODB_ROOT, else ../shared/data/emodb)
-# About 50 MB. Then run bench/gpu.sh there with .gpu carried (README "Hardware").
+# About 50 MB. Then run bench/gpu.sh there with .gpu carried (docs/hardware.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

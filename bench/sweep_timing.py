@@ -11,7 +11,7 @@ sweep fails or is stopped, the end of its log is printed.
     python bench/sweep_timing.py --name emodb --sweep-dir OUT/emodb --json OUT/emodb.json \\
         [--timeout 420] -- experiment=emodb_4class hydra/launcher=ser_local logger=csv
 
-bench/gpu.sh uses it for the Emo-DB and IEMOCAP-sized sweeps of README "Hardware".
+bench/gpu.sh uses it for the Emo-DB and IEMOCAP-sized sweeps of docs/hardware.md.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ This runs ``python train.py`` with it:
 
 The run goes to a temporary ``SER_ROOT`` (nothing is skipped as already done; the feature
 cache, ``SER_CACHE_DIR``, is kept). Without CUDA nothing is checked and the row says so.
-bench/gpu.sh runs it for README "Hardware".
+bench/gpu.sh runs it for docs/hardware.md.
 """
 
 from __future__ import annotations

@@ -388,3 +388,21 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_encoders import save_tiny_wavlm
 
     return save_tiny_wavlm(tmp_path_factory.mktemp("tiny-wavlm"))
+
+
+#: test files of end-to-end fits, CLI subprocesses and sweeps: marked ``slow``, so that
+#: ``make test-fast`` (``pytest -m "not slow"``) is the unit tier for the edit loop
+SLOW_FILES = {
+    "test_sweep.py", "test_search.py", "test_protocol.py", "test_runlock.py", "test_train.py",
+    "test_evaluate.py", "test_sync_check.py", "test_sweep_timing.py", "test_launcher.py",
+    "test_inference.py", "test_resident.py", "test_averaging.py", "test_frontends.py",
+    "test_predict.py", "test_augment.py", "test_checkpoint.py", "test_schedules.py",
+    "test_callbacks.py", "test_stream.py", "test_errors.py", "test_cli.py",
+    "test_docs_commands.py", "test_quiet.py", "test_loggers.py",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)

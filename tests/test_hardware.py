@@ -13,6 +13,7 @@ from ser import hardware
 from ser.errors import ConfigError
 from ser.hardware import (
     check_hardware,
+    cpu_flags,
     cpu_name,
     cpu_supports_bf16,
     device_record,
@@ -43,23 +44,38 @@ def test_cpu_bf16_support_is_false_where_the_flags_are_unknown(tmp_path):
     assert cpu_name(tmp_path / "absent")
 
 
-def simulate_host(monkeypatch, *, gpus: int, bf16_cpu: bool) -> None:
-    """This process as a machine with ``gpus`` GPUs and a CPU with or without bf16."""
-    flags = {"fpu", "avx2", *(["avx512_bf16", "amx_bf16"] if bf16_cpu else [])}
+#: ``/proc/cpuinfo`` of a CPU with native bf16 (AVX512-BF16 and AMX) and of one without
+CPUINFO = {
+    True: "processor\t: 0\nmodel name\t: Some CPU 9000\n"
+    "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n\n"
+    "processor\t: 1\nmodel name\t: Some CPU 9000\n"
+    "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n\n",
+    False: "processor\t: 0\nmodel name\t: Other CPU 8000\n"
+    "flags\t\t: fpu avx2 avx512f avx512_vnni avx512_fp16\n\n",
+}
+
+
+def simulate_host(monkeypatch, tmp_path, *, gpus: int, bf16_cpu: bool) -> None:
+    """This process as a machine with ``gpus`` GPUs and a CPU with or without bf16: the
+    flags are read from a fixed ``/proc/cpuinfo`` text (:data:`CPUINFO`)."""
+    cpuinfo = tmp_path / f"cpuinfo-bf16-{bf16_cpu}"
+    cpuinfo.write_text(CPUINFO[bf16_cpu])
     monkeypatch.setattr(hardware, "gpu_count", lambda: gpus)
-    monkeypatch.setattr(hardware, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": flags)
+    # the real parser, on the fixed text instead of this machine's /proc/cpuinfo
+    monkeypatch.setattr(hardware, "cpu_flags", lambda path="/proc/cpuinfo": cpu_flags(cpuinfo))
 
 
 HOSTS = [(0, False), (0, True), (1, False), (4, True)]
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 @pytest.mark.parametrize("command", [[], ["hardware=gpu"], ["precision=bf16"], ["hardware=ddp"]])
 def test_a_command_has_one_identity_and_precision_on_every_host(
-    compose_config, monkeypatch, command
+    compose_config, monkeypatch, tmp_path, command
 ):
     seen = set()
     for gpus, bf16_cpu in HOSTS:
-        simulate_host(monkeypatch, gpus=gpus, bf16_cpu=bf16_cpu)
+        simulate_host(monkeypatch, tmp_path, gpus=gpus, bf16_cpu=bf16_cpu)
         cfg = compose_config(["model=asrnn", *command])
         seen.add((config_hash(cfg), protocol_hash(cfg), cfg.trainer.precision))
     assert len(seen) == 1, seen
@@ -67,6 +83,7 @@ def test_a_command_has_one_identity_and_precision_on_every_host(
     assert precision == ("bf16-mixed" if "precision=bf16" in command else "32-true")
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_precision_is_one_word_and_an_experiment_may_set_it(compose_config):
     assert compose_config([]).trainer.precision == "32-true"
     assert compose_config(["precision=bf16"]).trainer.precision == "bf16-mixed"
@@ -81,8 +98,8 @@ def test_precision_is_one_word_and_an_experiment_may_set_it(compose_config):
     assert config_hash(plain) == config_hash(word)
 
 
-def test_a_gpu_run_on_a_machine_without_one_is_one_error_naming_the_host(monkeypatch):
-    simulate_host(monkeypatch, gpus=0, bf16_cpu=True)
+def test_a_gpu_run_on_a_machine_without_one_is_one_error_naming_the_host(monkeypatch, tmp_path):
+    simulate_host(monkeypatch, tmp_path, gpus=0, bf16_cpu=True)
     with pytest.raises(
         ConfigError, match=r"hardware=gpu/ddp needs a GPU but none is visible on n7"
     ):
@@ -91,8 +108,8 @@ def test_a_gpu_run_on_a_machine_without_one_is_one_error_naming_the_host(monkeyp
 
 
 @pytest.mark.parametrize(("devices", "wanted"), [(4, 4), ("0,1,2", 3), ([0, 1, 2, 3, 4], 5)])
-def test_more_gpus_than_the_node_has_is_one_error(monkeypatch, devices, wanted):
-    simulate_host(monkeypatch, gpus=2, bf16_cpu=False)
+def test_more_gpus_than_the_node_has_is_one_error(monkeypatch, tmp_path, devices, wanted):
+    simulate_host(monkeypatch, tmp_path, gpus=2, bf16_cpu=False)
     with pytest.raises(ConfigError, match=rf"asks for {wanted} GPUs but n7 has 2 visible"):
         check_hardware({"accelerator": "gpu", "devices": devices}, host="n7")
     check_hardware({"accelerator": "gpu", "devices": -1})
@@ -110,29 +127,32 @@ def test_requested_gpus():
     ]
 
 
-def test_fp16_on_the_cpu_is_refused_with_what_to_use_instead(monkeypatch):
-    simulate_host(monkeypatch, gpus=0, bf16_cpu=True)
+def test_fp16_on_the_cpu_is_refused_with_what_to_use_instead(monkeypatch, tmp_path):
+    simulate_host(monkeypatch, tmp_path, gpus=0, bf16_cpu=True)
     with pytest.raises(ConfigError, match=r"trainer.precision=16-mixed: .*use precision=fp32"):
         check_hardware({"accelerator": "auto", "precision": "16-mixed"})
 
 
-def test_bf16_on_a_gpu_without_bf16_is_refused(monkeypatch):
-    simulate_host(monkeypatch, gpus=1, bf16_cpu=True)
+def test_bf16_on_a_gpu_without_bf16_is_refused(monkeypatch, tmp_path):
+    simulate_host(monkeypatch, tmp_path, gpus=1, bf16_cpu=True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla V100-SXM2-32GB")
     with pytest.raises(ConfigError, match=r"Tesla V100-SXM2-32GB on n7 cannot compute in bf16"):
         check_hardware({"accelerator": "gpu", "precision": "bf16-mixed"}, host="n7")
 
 
-def test_bf16_on_a_cpu_without_native_bf16_runs_with_a_warning(monkeypatch, caplog):
-    simulate_host(monkeypatch, gpus=0, bf16_cpu=False)
+@pytest.mark.parametrize("accelerator", ["cpu", "auto"])  # auto: hardware=auto, no GPU here
+def test_bf16_on_a_cpu_without_native_bf16_runs_with_a_warning(
+    monkeypatch, tmp_path, caplog, accelerator
+):
+    simulate_host(monkeypatch, tmp_path, gpus=0, bf16_cpu=False)
     with caplog.at_level(logging.WARNING, logger="ser.hardware"):
-        check_hardware({"accelerator": "cpu", "precision": "bf16-mixed"})
+        check_hardware({"accelerator": accelerator, "precision": "bf16-mixed"})
     assert "emulated and slower than fp32" in caplog.text
     caplog.clear()
-    simulate_host(monkeypatch, gpus=0, bf16_cpu=True)
+    simulate_host(monkeypatch, tmp_path, gpus=0, bf16_cpu=True)
     with caplog.at_level(logging.WARNING, logger="ser.hardware"):
-        check_hardware({"accelerator": "cpu", "precision": "bf16-mixed"})
+        check_hardware({"accelerator": accelerator, "precision": "bf16-mixed"})
     assert not caplog.records
 
 

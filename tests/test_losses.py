@@ -79,7 +79,8 @@ def test_center_loss_with_class_shares():
         loss.centers.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]))
     z = torch.tensor([[1.0, 0.0], [1.0, 3.0], [2.0, 0.0]])
     y = torch.tensor([0, 1, 2])
-    torch.testing.assert_close(loss(z, F.one_hot(y, 3).float()), loss(z, y))
+    # one-hot rows are the labels: squared distances 1, 4, 0 -> mean 5/3 -> * 0.5 * weight 0.5
+    assert loss(z, F.one_hot(y, 3).float()).item() == pytest.approx(5 / 3 * 0.25, rel=1e-6)
     shares = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.25, 0.75]])
     # squared distances: row 0: 1 to c0, 1 to c1; row 1: 4 to c1; row 2: 2 to c1, 0 to c2
     expected = 0.5 * 0.5 * (0.5 * 1 + 0.5 * 1 + 4 + 0.25 * 2) / 3

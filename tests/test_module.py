@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ser.errors import ConfigError
-from ser.losses import CenterLoss, soft_nll_loss
+from ser.losses import CenterLoss
 from ser.models import ADRNN, ASRNN
 from ser.module import SERModule
 
@@ -68,7 +68,10 @@ def test_center_loss_uses_the_embedding_and_its_own_learning_rate(batch):
     ).eval()
     assert m.center_loss.centers.shape == (4, 8)
     loss, nll, _ = m.compute_loss(x, y)
-    torch.testing.assert_close(loss - nll, m.center_loss(m.net.embed(x), y))
+    # weight 0.5 * 0.5 * mean over the batch of the squared distance to the label's centre
+    embedding, centers = m.net.embed(x), m.center_loss.centers
+    squared = [(embedding[i] - centers[label]).square().sum() for i, label in enumerate(y.tolist())]
+    torch.testing.assert_close(loss - nll, 0.5 * 0.5 * torch.stack(squared).mean())
     groups = m.configure_optimizers()["optimizer"].param_groups
     assert [g["lr"] for g in groups] == [1e-3, 0.25]
     assert groups[1]["params"] == [m.center_loss.centers]
@@ -107,12 +110,23 @@ def test_mixed_targets_train_every_term_on_the_class_shares(batch):
         center_loss=functools.partial(CenterLoss, weight=0.5),
         mse_weight=0.01,
     ).eval()
-    shares = torch.lerp(F.one_hot(y.roll(1), 4).float(), F.one_hot(y, 4).float(), 0.7)
+    m.class_weights = weight = torch.tensor([0.5, 1.0, 3.0, 1.5])
+    # a mixing weight per segment, as mixup draws them (sum_ic w_c q_ic = 7.175, not 6)
+    mixing = torch.tensor([0.7, 0.6, 0.8, 0.55, 0.9, 0.65])[:, None]
+    shares = torch.lerp(F.one_hot(y.roll(1), 4).float(), F.one_hot(y, 4).float(), mixing)
     loss, nll, log_probs = m.compute_loss(x, shares)
-    torch.testing.assert_close(nll, soft_nll_loss(log_probs, shares))
-    embedding = m.net.embed(x)
-    expected = nll + 0.01 * F.mse_loss(log_probs.exp(), shares) + m.center_loss(embedding, shares)
-    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(log_probs, m.net(x))
+    # NLL: sum_i sum_c w_c q_ic (-log p_ic) / sum_i sum_c w_c q_ic
+    expected_nll = -(weight * shares * log_probs).sum() / (weight * shares).sum()
+    torch.testing.assert_close(nll, expected_nll)
+    assert not torch.allclose(nll, -(weight * shares * log_probs).sum() / len(y))
+    # MSE of the probabilities against the shares, mean over the B x C entries
+    mse = (log_probs.exp() - shares).square().mean()
+    # center loss: weight 0.5 * 0.5 * mean_i sum_c q_ic ||z_i - c_c||^2
+    embedding, centers = m.net.embed(x), m.center_loss.centers
+    squared = (embedding[:, None, :] - centers[None, :, :]).square().sum(dim=2)  # (B, C)
+    center = 0.5 * 0.5 * (shares * squared).sum(dim=1).mean()
+    torch.testing.assert_close(loss, expected_nll + 0.01 * mse + center)
     # one-hot shares are the labels, to rounding
     hard, hard_nll, _ = m.compute_loss(x, y)
     soft, soft_nll, _ = m.compute_loss(x, F.one_hot(y, 4).float())
@@ -120,6 +134,7 @@ def test_mixed_targets_train_every_term_on_the_class_shares(batch):
     torch.testing.assert_close(soft_nll, hard_nll)
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_a_compiled_network_keeps_its_outputs_and_checkpoint_keys(batch):
     x, _ = batch
     torch.manual_seed(0)
@@ -136,6 +151,7 @@ def test_a_compiled_network_keeps_its_outputs_and_checkpoint_keys(batch):
     eager.load_state_dict(compiled.state_dict())  # a compiled run's checkpoint loads eagerly
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_with_a_center_loss_the_training_step_s_network_calls_are_compiled(batch):
     """ADRNN's center loss reads the embedding: the step calls embed and classify, which
     compile=true compiles too (compiling the network alone would leave them eager)."""

@@ -9,8 +9,12 @@
 - A 2-process DDP run scores exactly what one process scores with the same checkpoint.
 
 The expected values come from outside the code under test: scikit-learn, ``metrics.csv``
-and :class:`ser.inference.Predictor` run on the audio files (its equality with the test step
-is tested in ``test_inference.py``).
+and a recomputation of the test step written out here (:func:`independent_predictions`):
+features of the wav files, z-scored with statistics computed here with numpy from the
+training utterances, cut into first and last 300 frames and padded as SEED.md says, run
+through the checkpoint's network and combined by element-wise max. It shares no segmenting,
+normalisation, padding or combination code with the data module, the test step or
+:class:`ser.inference.Predictor`.
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
+import torchaudio
 from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 
 from ser.data.corpora import EmoDB
-from ser.inference import Predictor
+from ser.data.features import LogMel3D
+from ser.module import SERModule
 from ser.task import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,14 +87,112 @@ def training_losses(run_dir: Path) -> dict[int, float]:
     return logged(run_dir, "train/loss", "step")
 
 
-def predict(checkpoint: str | Path, emodb_root: Path, ids: list[str]) -> dict[str, dict]:
-    """``{id: {"pred", "probs"}}`` of Emo-DB files, from the checkpoint by :class:`Predictor`."""
-    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
-    files = [emodb_root / "wav" / f"{i}.wav" for i in ids]
-    return {
-        i: {"pred": p.label, "probs": p.probs}
-        for i, p in zip(ids, predictor.predict_files(files, progress=False), strict=True)
-    }
+# ----------------------------------------------------------------------------- the oracle
+# The test step recomputed from SEED.md, with numpy: nothing below calls the data module, the
+# segment policies, the normaliser, the test step or ser.inference. (On the shared Emo-DB copy
+# every file is 2.0 s, 198 frames: each utterance is one segment padded to 300 frames, so
+# these runs check the statistics, the padding and the network's input; cutting and
+# combining several segments are checked in tests/data/test_segments.py and test_metrics.py.)
+
+#: Emo-DB's 4 classes in the network's output order (conf/data/emodb.yaml)
+CLASSES = ["ang", "sad", "hap", "neu"]
+#: the training speakers of folds 0 and 1 (test 03 / val 08, test 08 / val 03)
+TRAIN_SPEAKERS = ["09", "10", "11", "12", "13", "14", "15", "16"]
+#: segment length: 3 s of 10 ms log-mel frames
+SEGMENT = 300
+#: hop of the minority class's sliding training windows: 1 s
+HOP = 100
+
+
+def first_and_last(frames: int) -> list[int]:
+    """Segment starts of an utterance of ``frames`` frames: one (padded) segment when it is
+    at most 300 frames long, else the first and the last 300 frames."""
+    return [0] if frames <= SEGMENT else [0, frames - SEGMENT]
+
+
+def sliding(frames: int) -> list[int]:
+    """Starts of every 300-frame window with a hop of 100, plus one ending at the last frame."""
+    if frames <= SEGMENT:
+        return [0]
+    starts = list(range(0, frames - SEGMENT + 1, HOP))
+    return starts if starts[-1] == frames - SEGMENT else [*starts, frames - SEGMENT]
+
+
+@pytest.fixture(scope="module")
+def emodb_features(emodb_root: Path) -> dict[str, np.ndarray]:
+    """``{id: (3, T, 40)}`` log-mel features of every 4-class Emo-DB file, computed from the
+    wav file (soundfile, torchaudio's resampler to 16 kHz), not read from the feature cache."""
+    extract = LogMel3D()  # conf/features/logmel.yaml: the settings the runs use
+    features = {}
+    for utterance in EmoDB(root=emodb_root, download=False).utterances:
+        wave, rate = sf.read(emodb_root / "wav" / f"{utterance.id}.wav", dtype="float32")
+        wave = torchaudio.transforms.Resample(rate, 16000)(torch.from_numpy(wave))
+        features[utterance.id] = extract(wave).numpy()
+    return features
+
+
+def training_statistics(
+    emodb_root: Path, features: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std ``(3, 40)`` of the training segments of folds 0 and 1, per channel and
+    mel band: first and last 300 frames of each utterance, every 300-frame window (hop 100)
+    of the class with the fewest training utterances; a frame counts as often as segments
+    cover it, padding never."""
+    train = [
+        u for u in EmoDB(root=emodb_root, download=False).utterances if u.speaker in TRAIN_SPEAKERS
+    ]
+    counts = {c: sum(u.label == c for u in train) for c in CLASSES}
+    minority = min(counts, key=counts.get)
+    assert list(counts.values()).count(counts[minority]) == 1  # no tie to break
+    frames, weights = [], []
+    for u in train:
+        x = features[u.id]
+        cover = np.zeros(x.shape[1])
+        for start in (sliding if u.label == minority else first_and_last)(x.shape[1]):
+            cover[start : start + SEGMENT] += 1
+        frames.append(x.astype(np.float64))
+        weights.append(cover)
+    x, w = np.concatenate(frames, axis=1), np.concatenate(weights)  # (3, N, 40), (N,)
+    mean = (x * w[None, :, None]).sum(axis=1) / w.sum()
+    var = ((x - mean[:, None, :]) ** 2 * w[None, :, None]).sum(axis=1) / w.sum()
+    return mean, np.maximum(np.sqrt(var), 1e-5)
+
+
+def independent_predictions(
+    checkpoint: str | Path, emodb_root: Path, features: dict[str, np.ndarray], ids: list[str]
+) -> dict[str, dict]:
+    """``{id: {"pred", "probs"}}`` of Emo-DB utterances by the checkpoint's network: each
+    utterance z-scored with :func:`training_statistics`, cut by :func:`first_and_last`, its
+    short segment padded with zeros after the z-score (``datamodule.padding: mean``), and the
+    segments' probabilities combined by element-wise max, renormalised, argmax."""
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=False)["SERDataModule"]
+    # what the recomputation assumes of the run
+    assert stored["features"] == LogMel3D().record()
+    assert stored["padding"] == "mean" and stored["segment_frames"] == SEGMENT
+    mean, std = training_statistics(emodb_root, features)
+    # the run's statistics are those of its training segments (float32 in the checkpoint)
+    np.testing.assert_allclose(stored["normalizer"]["mean"].numpy(), mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(stored["normalizer"]["std"].numpy(), std, rtol=1e-6, atol=1e-6)
+    module = SERModule.load_from_checkpoint(checkpoint)
+    assert module.class_names == CLASSES
+    net = module.net.eval()
+    out = {}
+    for i in ids:
+        x = (features[i] - mean[:, None, :]) / std[:, None, :]  # (3, T, 40)
+        segments = np.zeros((2, 3, SEGMENT, 40), dtype=np.float32)
+        starts = first_and_last(x.shape[1])
+        for k, start in enumerate(starts):
+            window = x[:, start : start + SEGMENT]
+            segments[k, :, : window.shape[1]] = window
+        with torch.no_grad():
+            probs = net(torch.from_numpy(segments[: len(starts)])).exp().double().numpy()
+        combined = probs.max(axis=0)
+        combined /= combined.sum()
+        out[i] = {
+            "pred": CLASSES[int(combined.argmax())],
+            "probs": dict(zip(CLASSES, combined, strict=True)),
+        }
+    return out
 
 
 def sklearn_uar(labels: list[str], preds: list[str]) -> float:
@@ -101,7 +207,7 @@ def speaker_ids(emodb_root: Path, speaker: str) -> tuple[list[str], list[str]]:
 
 
 def test_the_tested_checkpoint_is_the_best_on_validation_not_the_last(
-    compose_config, tmp_path, emodb_root
+    compose_config, tmp_path, emodb_root, emodb_features
 ):
     run_dir = tmp_path / "run"
     overrides = ["model=asrnn", "debug=fast", "trainer.max_epochs=4", "model.optimizer.lr=0.003"]
@@ -117,8 +223,10 @@ def test_the_tested_checkpoint_is_the_best_on_validation_not_the_last(
 
     ids = [p["id"] for p in results["predictions"]]
     labels = [p["label"] for p in results["predictions"]]
-    from_best = predict(results["best_checkpoint"], emodb_root, ids)
-    from_last = predict(run_dir / "checkpoints" / "last.ckpt", emodb_root, ids)
+    assert results["test_speakers"] == ["03"] and results["val_speakers"] == ["08"]
+    from_best = independent_predictions(results["best_checkpoint"], emodb_root, emodb_features, ids)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    from_last = independent_predictions(last, emodb_root, emodb_features, ids)
     for p in results["predictions"]:
         assert p["pred"] == from_best[p["id"]]["pred"]
         assert p["probs"] == pytest.approx(from_best[p["id"]]["probs"], abs=1e-5)
@@ -221,7 +329,9 @@ def test_a_run_killed_mid_fit_resumes_to_the_uninterrupted_result(
         torch.testing.assert_close(moments[index]["exp_avg"], state["exp_avg"], rtol=0, atol=1e-6)
 
 
-def test_ddp_scores_exactly_what_one_process_scores(tmp_path, emodb_root, emodb_cache_dir):
+def test_ddp_scores_exactly_what_one_process_scores(
+    tmp_path, emodb_root, emodb_cache_dir, emodb_features
+):
     run_dir = tmp_path / "ddp"
     args = ["model=asrnn", "debug=fast", "fold=1", "hardware=ddp_sim", "model.optimizer.lr=0.003",
             "trainer.max_epochs=3", f"paths.root_dir={tmp_path}",
@@ -234,7 +344,7 @@ def test_ddp_scores_exactly_what_one_process_scores(tmp_path, emodb_root, emodb_
     # test: every utterance of speaker 08 exactly once, scored as one process scores it
     test_ids, test_labels = speaker_ids(emodb_root, "08")
     assert sorted(p["id"] for p in results["predictions"]) == sorted(test_ids)
-    one = predict(results["best_checkpoint"], emodb_root, test_ids)
+    one = independent_predictions(results["best_checkpoint"], emodb_root, emodb_features, test_ids)
     for p in results["predictions"]:
         assert p["pred"] == one[p["id"]]["pred"]
         assert p["probs"] == pytest.approx(one[p["id"]]["probs"], abs=1e-5)
@@ -244,6 +354,8 @@ def test_ddp_scores_exactly_what_one_process_scores(tmp_path, emodb_root, emodb_
     # validation: the synchronised val/uar of the best epoch is the whole split's
     assert results["val_speakers"] == ["03"]  # 08's partner
     val_ids, val_labels = speaker_ids(emodb_root, "03")
-    one_val = predict(results["best_checkpoint"], emodb_root, val_ids)
+    one_val = independent_predictions(
+        results["best_checkpoint"], emodb_root, emodb_features, val_ids
+    )
     val_uar = sklearn_uar(val_labels, [one_val[i]["pred"] for i in val_ids])
     assert results["val_uar_best"] == pytest.approx(val_uar, abs=1e-6)

@@ -34,17 +34,14 @@ def expected_test_utterances(emodb_root: Path, speaker: str) -> dict[str, str]:
     return {u.id: u.label for u in corpus.utterances if u.speaker == speaker}
 
 
-@pytest.mark.parametrize("model", list(NETWORKS))
-def test_debug_run_writes_complete_results(compose_config, emodb_root, tmp_path, model):
-    run_dir = tmp_path / model
-    cfg = compose_config([f"model={model}", "debug=fast", "fold=2"], run_dir=run_dir)
-    returned = train(cfg)
-    results = json.loads((run_dir / "results.json").read_text())
-    assert results == json.loads(json.dumps(returned))
+def check_debug_results(results: dict, model: str, expected: dict[str, str]) -> None:
+    """What a ``debug=fast`` run of ``model`` on fold 2 records: its run, fold and speakers,
+    one prediction per test utterance of speaker 09 (``expected``: id -> label), and scores
+    that agree with those predictions."""
     assert set(results) >= RESULT_KEYS
     assert (results["model"], results["fold"], results["corpus"]) == (model, 2, "emodb")
     assert results["test_speakers"] == ["09"] and results["val_speakers"] == ["10"]
-    expected = expected_test_utterances(emodb_root, "09")
+    assert (results["epochs_trained"], results["steps_trained"]) == (2, 6)  # 2 epochs of 3
     predictions = {p["id"]: p for p in results["predictions"]}
     assert len(predictions) == len(results["predictions"]) == len(expected)
     assert {i: p["label"] for i, p in predictions.items()} == expected
@@ -61,6 +58,18 @@ def test_debug_run_writes_complete_results(compose_config, emodb_root, tmp_path,
     for p in predictions.values():
         assert sum(p["probs"].values()) == pytest.approx(1.0, abs=1e-5)
         assert p["pred"] == max(p["probs"], key=p["probs"].get)
+
+
+@pytest.mark.parametrize("model", list(NETWORKS))
+def test_debug_run_writes_complete_results(compose_config, emodb_root, tmp_path, model):
+    run_dir = tmp_path / model
+    cfg = compose_config([f"model={model}", "debug=fast", "fold=2"], run_dir=run_dir)
+    returned = train(cfg)
+    results = json.loads((run_dir / "results.json").read_text())
+    expected = expected_test_utterances(emodb_root, "09")
+    # results.json and what train returns each hold the run's record
+    check_debug_results(results, model, expected)
+    check_debug_results(returned, model, expected)
     assert (run_dir / "config.yaml").is_file()
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                           text=True).stdout  # fmt: skip
@@ -70,6 +79,7 @@ def test_debug_run_writes_complete_results(compose_config, emodb_root, tmp_path,
     # best_epoch against metrics.csv: tests/test_protocol.py
     checkpoint = torch.load(results["best_checkpoint"], map_location="cpu", weights_only=False)
     assert checkpoint["ser"]["format"] == 2
+    classes = ["ang", "sad", "hap", "neu"]
     assert checkpoint["hyper_parameters"]["class_names"] == classes
     data = checkpoint["SERDataModule"]
     assert data["classes"] == classes and data["fold"]["test"] == ["09"]
@@ -142,12 +152,25 @@ def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_earlier(compose
     assert (last["epoch"], last["global_step"]) == (2, 9)
 
 
-def test_rerun_of_a_finished_run_is_skipped(compose_config, tmp_path):
+def test_rerun_of_a_finished_run_is_skipped(compose_config, emodb_root, tmp_path):
     cfg = compose_config(["model=asrnn", "debug=fast"], run_dir=tmp_path / "run")
     first = train(cfg)
     stamp = (tmp_path / "run" / "results.json").stat().st_mtime_ns
-    assert train(cfg) == json.loads(json.dumps(first))
+    again = train(cfg)
     assert (tmp_path / "run" / "results.json").stat().st_mtime_ns == stamp
+    # the first run's record, fold 0 of the default config: nothing was trained again (a new
+    # run would have measured another wall time and written another file)
+    assert (again["model"], again["fold"], again["corpus"]) == ("asrnn", 0, "emodb")
+    assert again["test_speakers"] == ["03"] and again["val_speakers"] == ["08"]
+    assert (again["epochs_trained"], again["steps_trained"]) == (2, 6)
+    assert again["resumed_from"] is None
+    assert {p["id"]: p["label"] for p in again["predictions"]} == expected_test_utterances(
+        emodb_root, "03"
+    )
+    assert again["wall_time_s"] == first["wall_time_s"] > 0
+    assert again["best_checkpoint"] == first["best_checkpoint"]
+    assert Path(again["best_checkpoint"]).parent == tmp_path / "run" / "checkpoints"
+    assert again["test_uar"] == first["test_uar"]
 
 
 def test_a_csv_run_does_not_need_wandb(compose_config, tmp_path, monkeypatch):

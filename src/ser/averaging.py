@@ -17,16 +17,10 @@ makes it the network of record:
   Lightning's ``WeightAveraging``); resuming a fit restores both;
 - at the end of training the network takes the averaged weights.
 
-Why not Lightning's ``WeightAveraging`` / ``EMAWeightAveraging`` (2.6) as they are: they
-average the whole LightningModule and pair its parameters and buffers by position with a
-copy made before ``SERModule.setup`` registers its class weights and metric tables as
-buffers, which shifts the pairing; and their ``on_load_checkpoint`` reloads
-``current_model_state`` whenever the fit's average exists, so ``trainer.test(ckpt_path=...)``
-after ``trainer.fit`` would test the trained weights instead of the averaged ones.
-``StochasticWeightAveraging`` swaps the average in only at the end of training, so
-checkpoint selection on ``val/uar`` would never see it. torch's ``AveragedModel`` reads its
-update count on the host at every update (``bool(n_averaged == 0)``), a GPU sync per step;
-here the count is a Python int.
+Lightning's ``WeightAveraging`` cannot serve because its ``on_load_checkpoint`` reloads the
+trained weights (``current_model_state``) whenever the fit's average exists, so
+``trainer.test(ckpt_path=best)`` after ``trainer.fit`` would test the trained network, not
+the averaged one that was selected on validation.
 
 Batch-norm running statistics are averaged like the weights (as Lightning's callback does by
 default), not recomputed with ``torch.optim.swa_utils.update_bn`` after SWA.

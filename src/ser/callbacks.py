@@ -210,7 +210,7 @@ class ResumableRandomness(L.Callback):
     ) -> None:
         states = checkpoint.get(self.KEY)
         if not states or trainer.state.fn != "fit":
-            return  # testing a checkpoint draws nothing; an older checkpoint has no states
+            return  # testing a checkpoint draws nothing; a checkpoint without states restores none
         random.setstate(states["python"])
         np.random.set_state(states["numpy"])
         torch.set_rng_state(states["torch"])

@@ -81,7 +81,7 @@ def _upgrade_format_1(checkpoint: dict[str, Any]) -> dict[str, Any]:
         "fold": meta.get("fold"),
         "features": meta["features"],
         "normalizer": meta["normalizer"],
-        "padding": meta.get("padding", "mean"),  # checkpoints before the option: mean
+        "padding": meta.get("padding", "mean"),  # not recorded: mean, the default
         "segment_frames": meta["segment_frames"],
         "eval_segments": _node_of_spec(meta["eval_segments"]),
     }
@@ -132,11 +132,12 @@ def read(path: str | Path) -> dict[str, Any]:
     return current_names(_hops_in_seconds(checkpoint))
 
 
-#: module arguments that older checkpoints record and this version no longer takes: the
-#: class-weighted loss is switched by ``balance=loss`` alone (the data module's weights)
+#: module arguments that some checkpoints record and the module does not take, dropped on
+#: reading: the class-weighted loss is switched by ``balance=loss`` alone (the data module's
+#: weights)
 RETIRED_MODULE_ARGUMENTS = ("use_class_weights",)
-#: network arguments renamed since: ADSRNN's window mixing (``model.combine`` is the
-#: segment -> utterance rule)
+#: network arguments that some checkpoints record under another name, renamed on reading:
+#: ADSRNN's window mixing (``model.combine`` is the segment -> utterance rule)
 RENAMED_NET_ARGUMENTS = {"ser.models.ADSRNN": {"combine": "window_combine"}}
 
 
@@ -155,8 +156,8 @@ def current_names(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 def _hops_in_seconds(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """Sliding evaluation segments recorded with a hop in log-mel frames (``hop``, before
-    segment lengths were in seconds) as ``hop_s``."""
+    """Sliding evaluation segments recorded with a hop in log-mel frames (``hop``) as a hop
+    in seconds (``hop_s``), the unit segment lengths are given in."""
     data = checkpoint.get(DATA_KEY) or {}
     seconds_per_frame = data.get("features", {}).get("hop_ms", 10.0) / 1000
 

@@ -5,8 +5,9 @@ exit with code 2 (:func:`exit_on_user_error`); any other exception is a bug and
 keeps its traceback. The subclasses also derive from the builtin exception that callers
 catch (``ValueError``, or ``RuntimeError`` for a failed download).
 
-The old import paths still work: ``ser.data.corpora.CorpusError``, ``ser.data.audio.AudioError``,
-``ser.data.download.DownloadError`` and ``ser.predict.CheckpointError`` are these classes.
+These classes are also importable as ``ser.data.corpora.CorpusError``,
+``ser.data.audio.AudioError``, ``ser.data.download.DownloadError`` and
+``ser.predict.CheckpointError``, the import paths callers may use.
 """
 
 import functools

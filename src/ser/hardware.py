@@ -167,7 +167,7 @@ def hardware_label(results: Mapping[str, Any]) -> str:
     """``cpu 32-true``: a run's device kind and precision from its ``results.json``, for
     tables that must say when their runs differ in either.
 
-    Runs recorded before the device kind was written have only Lightning's accelerator class.
+    A record without the device kind is labelled from Lightning's accelerator class.
 
     Example:
         >>> hardware_label({"environment": {"accelerator": "CUDAAccelerator",

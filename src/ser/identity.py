@@ -37,8 +37,8 @@ HASH_EXCLUDE = (
     "datamodule.pin_memory", "datamodule.resident",
 )  # fmt: skip
 
-#: options left out of both hashes while at their neutral value (the behaviour from before
-#: the option existed), so that adding an option keeps the hashes, and the finished runs, of
+#: options left out of both hashes while at their neutral value (the behaviour of a config
+#: without the option), so that adding an option keeps the hashes, and the finished runs, of
 #: the runs that do not use it
 HASH_NEUTRAL: dict[str, Any] = {
     "model.label_smoothing": 0.0, "datamodule.test_split": True, "search": None,

@@ -58,6 +58,10 @@ class LossGuard:
     on an accelerator (when Lightning copies the logged loss to the host anyway), and
     before every validation and at the end of training, so no checkpoint, score or result
     ever comes from a diverged model.
+
+    Lightning's ``EarlyStopping(check_finite=True)`` does not serve: it reads the monitored
+    value at validation only, and ends the fit as if it had converged, so the run would still
+    be tested and recorded as a result instead of failing with the step that diverged.
     """
 
     def __init__(self) -> None:
@@ -115,8 +119,8 @@ class SERModule(L.LightningModule):
         input_shape: ``(channels, frames, dims)`` of a segment (the data module's
             ``input_shape``: the front-end's channels and dims, the segment length in its
             frames), given to ``net`` as ``in_channels``, ``frames`` and ``n_mels``;
-            ``None``: ``net`` has them already (checkpoints written before the choice of
-            front-end).
+            ``None``: ``net`` has them already (checkpoints whose network arguments include
+            them).
         optimizer: optimiser factory called with parameter groups (a Hydra partial);
             ``None`` for a module loaded to evaluate only.
         scheduler: optional scheduler factory called with the optimiser (a Hydra partial);

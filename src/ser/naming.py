@@ -15,8 +15,8 @@ SMILE_TAGS = {
 
 def features_tag(features: Any) -> str:
     """A short name of the front-end a ``features`` config node describes, for run folders
-    and result rows; empty for the 3D log-mel front-end (the default, the runs' names
-    before there was a choice).
+    and result rows; empty for the 3D log-mel front-end (the default), so log-mel runs keep
+    names without a front-end tag.
 
     Example:
         >>> features_tag({"_target_": "ser.data.features.LogMel3D", "n_mels": 40})

@@ -35,7 +35,7 @@ from omegaconf import DictConfig
 
 from ser.config import CONFIG_DIR
 from ser.errors import (
-    CheckpointError,  # noqa: F401 (old import path, promised by ser.errors)
+    CheckpointError,  # noqa: F401 (import path promised by ser.errors)
     ConfigError,
     exit_on_user_error,
     require_batch_size,

@@ -240,7 +240,7 @@ def aggregate(
 
 
 def _commit(results: dict[str, Any]) -> str:
-    """The code version a run was made on, shortened (``?`` for runs before it was recorded)."""
+    """The code version a run was made on, shortened (``?`` for runs that did not record it)."""
     commit = (results.get("versions") or {}).get("commit")
     if not commit:
         return "?"

@@ -250,6 +250,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_concurrent_writers(emodb_root, tmp_path):
     names = sorted(p.stem for p in (emodb_root / "wav").glob("*.wav"))[:40]
     cache_root, go = tmp_path / "cache", tmp_path / "go"

@@ -163,7 +163,7 @@ class SERDataModule(L.LightningDataModule):
             for variant in self.variants
             if variant.key()
         }
-        fixed_minority(self.train_segments, corpus)  # a class outside data.classes: refused now
+        fixed_minority(self.train_segments, corpus)  # a class outside data.classes: refused here
         self.minority_classes: tuple[str, ...] | None = None  # the fold's, set by setup()
         self.normalizer: Normalizer | None = None
         self.class_weights: torch.Tensor | None = None

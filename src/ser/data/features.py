@@ -105,8 +105,8 @@ class LogMel3D(FrontEnd):
     def config(self) -> dict:
         """The parameters that determine the output (cache key, checkpoints).
 
-        ``peak_normalize`` is listed only when on, so the default keeps the cache key (and
-        cached features) of the versions before the option; when on, the key differs.
+        ``peak_normalize`` is listed only when on, so the default has the cache key (and
+        finds the cached features) of a config without the option; when on, the key differs.
         """
         config = {
             "sample_rate": self.sample_rate,
@@ -124,8 +124,8 @@ class LogMel3D(FrontEnd):
         return config
 
     def cache_key(self) -> dict:
-        """:meth:`config` alone: the key the log-mel cache had before there were other
-        front-ends, so features cached then are still found."""
+        """:meth:`config` alone, without the front-end's class, so log-mel features cached
+        under a key without it are found."""
         return self.config()
 
     def stream(self, path: str | Path, *, block_frames: int) -> tuple[int, Iterator[torch.Tensor]]:

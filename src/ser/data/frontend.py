@@ -100,8 +100,8 @@ class FrontEnd(nn.Module):
 def frontend_from_record(record: Mapping[str, Any]) -> FrontEnd:
     """The front-end a checkpoint recorded (:meth:`FrontEnd.record`).
 
-    A record without ``_target_`` is the log-mel config of checkpoints written before there
-    was a choice of front-end.
+    A record without ``_target_`` is a log-mel config (checkpoints that do not name their
+    front-end are read as log-mel).
     """
     from hydra.utils import instantiate
 
@@ -126,7 +126,7 @@ def describe_record(record: Mapping[str, Any]) -> str:
 
 def check_same_frontend(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> None:
     """Refuse resuming a checkpoint (``ckpt_path``) trained on another front-end, naming both.
-    A record without a class is log-mel (checkpoints from before the choice of front-end)."""
+    A record without a class is log-mel (checkpoints that do not name their front-end)."""
 
     def key(record: Mapping[str, Any]) -> dict[str, Any]:
         return {"_target_": "ser.data.features.LogMel3D", **record}

@@ -31,8 +31,8 @@ class ADRNN(Baseline):
     75 frames of 256 maps x 20 bands = 5120 features; LeakyReLU then BatchNorm after the
     768- and the 64-unit layers (``linear_after``, ``fc_after``). SEED.md's text gives
     "FC + LeakyReLU" for both and BatchNorm on the 64-unit one; the BatchNorm on the 768-unit
-    layer is the seed's code as issue 10's review of it reported, and the order follows
-    ACRNN's stated "LeakyReLU + BatchNorm".
+    layer follows the seed's code, and the order follows ACRNN's stated "LeakyReLU +
+    BatchNorm".
 
     ``embed`` is the ``fc_dim`` vector, the feature that the center loss pulls together.
     """

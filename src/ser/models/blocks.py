@@ -91,7 +91,7 @@ class FastDropout(nn.Module):
     Same distribution as ``nn.Dropout`` (each element kept with probability ``1 - p`` and
     scaled by ``1 / (1 - p)``), but drawing uniforms is faster than the ``bernoulli_`` that
     ``nn.Dropout`` uses on CPU, which shows in ADSRNN's step on its full-resolution feature
-    maps (``bench/dropout.py``; figures in the README's hardware section). The uniforms are
+    maps (``bench/dropout.py``; figures in docs/hardware.md). The uniforms are
     drawn in fp32 so ``p`` is exact under bf16 autocast too.
     """
 
