@@ -1,9 +1,16 @@
-"""N processes fill one cold Emo-DB feature cache at once, as a parallel sweep's workers do.
+"""Filling a cold feature cache: one fill with a pool of processes, and several jobs at once.
 
-Prints how many utterances each process computed (the corpus's size each, if they did not
-share the work) and the wall time of the slowest fill. One torch thread per process.
+- ``--workers 1 2``: one fill of the whole corpus with ``datamodule.fill_workers`` processes
+  (:meth:`ser.data.cache.FeatureCache.fill`), each time into a new cache: utterances/s.
+- ``--processes N``: N independent processes (a parallel sweep's jobs) fill one cold cache
+  at once, one worker each: how many utterances each computed (the corpus's size each, if
+  they did not share the work) and the slowest fill's wall time.
 
-    python bench/cache_fill.py [--processes 4]      # Emo-DB from SER_EMODB_ROOT
+One torch thread per process. The corpus is Emo-DB (``SER_EMODB_ROOT``) or RAVDESS
+(``--corpus ravdess``, ``SER_RAVDESS_ROOT``).
+
+    python bench/cache_fill.py --workers 1 2 [--corpus ravdess]
+    python bench/cache_fill.py --processes 4
 """
 
 from __future__ import annotations
@@ -16,41 +23,64 @@ import time
 from typing import Any
 
 
-def fill(cache_dir: str, queue: Any) -> None:
-    """Fill ``cache_dir`` for Emo-DB's 4 classes; put (utterances computed, seconds)."""
+def corpus(name: str) -> Any:
+    """The shared copy of ``name``, from its ``SER_<NAME>_ROOT``."""
+    from ser.data.corpora import RAVDESS, EmoDB
+
+    cls = {"emodb": EmoDB, "ravdess": RAVDESS}[name]
+    return cls(root=os.environ[f"SER_{name.upper()}_ROOT"], download=False)
+
+
+def fill(cache_dir: str, name: str, workers: int) -> tuple[int, float]:
+    """Fill ``cache_dir`` with the corpus's log-mel features; (computed, seconds)."""
     import torch
 
-    from ser.data import SERDataModule
-    from ser.data.corpora import EmoDB
+    from ser.data.features import LogMel3D
+    from ser.data.source import FeatureSource
 
     torch.set_num_threads(1)
-    corpus = EmoDB(root=os.environ["SER_EMODB_ROOT"], download=False)
-    data = SERDataModule(corpus=corpus, fold=0, cache_dir=cache_dir, progress=False)
+    data = corpus(name)
+    source = FeatureSource(LogMel3D(), cache_dir=cache_dir, progress=False, workers=workers)
     start = time.monotonic()
-    # the fill train.py's prepare_data does, with its report
-    report = data.cache.fill(corpus.utterances, data._extract, progress=False)
-    queue.put((report.computed, time.monotonic() - start))
+    report = source.fill(data, data.utterances)
+    return report.computed, time.monotonic() - start
+
+
+def job(cache_dir: str, name: str, queue: Any) -> None:
+    """One sweep job's fill, reported through ``queue``."""
+    queue.put(fill(cache_dir, name, 1))
 
 
 def main() -> None:
-    """Start the processes together and print what each computed."""
+    """Run the chosen measurement and print it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--workers", type=int, nargs="+", help="pool sizes of one fill")
+    parser.add_argument("--processes", type=int, help="independent jobs filling at once")
+    parser.add_argument("--corpus", choices=["emodb", "ravdess"], default="emodb")
     args = parser.parse_args()
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    with tempfile.TemporaryDirectory(prefix="ser-cache-fill-") as cache_dir:
-        processes = [
-            context.Process(target=fill, args=(cache_dir, queue)) for _ in range(args.processes)
-        ]
-        for process in processes:
-            process.start()
-        results = [queue.get(timeout=600) for _ in processes]  # a failed one printed why
-        for process in processes:
-            process.join()
-    computed = [count for count, _ in results]
-    print(f"{args.processes} processes computed {computed} utterances ({sum(computed)} in all); "
-          f"slowest fill {max(seconds for _, seconds in results):.1f} s")  # fmt: skip
+    if not args.workers and not args.processes:
+        parser.error("give --workers N [N ...] or --processes N")
+    for workers in args.workers or []:
+        with tempfile.TemporaryDirectory(prefix="ser-cache-fill-") as cache_dir:
+            computed, seconds = fill(cache_dir, args.corpus, workers)
+        print(f"{args.corpus}: {workers} worker(s): {computed} utterances in {seconds:.1f} s, "
+              f"{computed / seconds:.1f} utterances/s")  # fmt: skip
+    if args.processes:
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        with tempfile.TemporaryDirectory(prefix="ser-cache-fill-") as cache_dir:
+            processes = [
+                context.Process(target=job, args=(cache_dir, args.corpus, queue))
+                for _ in range(args.processes)
+            ]
+            for process in processes:
+                process.start()
+            results = [queue.get(timeout=600) for _ in processes]  # a failed one printed why
+            for process in processes:
+                process.join()
+        computed = [count for count, _ in results]
+        print(f"{args.processes} processes computed {computed} utterances ({sum(computed)} in "
+              f"all); slowest fill {max(seconds for _, seconds in results):.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

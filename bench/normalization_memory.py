@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ser.data.normalization import Normalizer, fit_normalizer
+from ser.data.store import MemoryFrames
 
 FRAMES_PER_SECOND = 100
 SPEAKERS, TRAINING_SPEAKERS = 10, 8
@@ -51,8 +52,17 @@ def fit_float64(frames: torch.Tensor, weights: np.ndarray) -> Normalizer:
     return Normalizer(mean=mean.float(), std=var.sqrt().clamp_min(1e-5).float())
 
 
+def fit_chunked(frames: torch.Tensor, weights: np.ndarray) -> Normalizer:
+    """:func:`fit_normalizer` on the store in memory, the weights as runs of equal rows."""
+    change = np.flatnonzero(np.diff(weights)) + 1
+    starts = np.concatenate([[0], change])
+    stops = np.concatenate([change, [len(weights)]])
+    keep = weights[starts] > 0
+    return fit_normalizer(MemoryFrames(frames), (starts[keep], stops[keep], weights[starts][keep]))
+
+
 IMPLEMENTATIONS: dict[str, Callable[[torch.Tensor, np.ndarray], Normalizer]] = {
-    "chunked": fit_normalizer,
+    "chunked": fit_chunked,
     "float64": fit_float64,
 }
 

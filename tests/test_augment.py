@@ -342,13 +342,13 @@ def test_fit_with_speed_perturbation_keeps_the_unperturbed_cache(
     SERDataModule(
         corpus=Manifest(manifest=emodb_manifest), fold=0, cache_dir=cache, progress=False
     ).prepare_data()
-    before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.npy")}
+    before = {p: p.stat().st_mtime_ns for p in cache.glob("*/*.npy")}  # entries, not store shards
     cfg, results = fit(
         compose_config, tmp_path, [*corpus, "augment=speed", f"datamodule.cache_dir={cache}"]
     )
     assert list(cfg.datamodule.waveform_augment.speed.factors) == [0.9, 1.0, 1.1]
     assert {p: p.stat().st_mtime_ns for p in before} == before  # 1.0: the entries as they were
-    added = {p.parent for p in cache.rglob("*.npy")} - {p.parent for p in before}
+    added = {p.parent for p in cache.glob("*/*.npy")} - {p.parent for p in before}
     variants = [json.loads((d / "meta.json").read_text())["variant"] for d in added]
     assert sorted(v["steps"][0]["speed"] for v in variants) == [0.9, 1.1]
     # each version holds the fold's training utterances only (2 speakers x 8 files)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from hydra_compose import compose_tool
-from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from strict_json import read_strict_json
 
 from ser.data.audio import load_audio
@@ -109,6 +109,7 @@ def test_a_fold_of_the_training_corpus_reproduces_the_test_step(
         assert got["probs"] == pytest.approx(want["probs"], abs=1e-5)
     assert result["uar"] == pytest.approx(results["test_uar"], abs=1e-6)
     assert result["wa"] == pytest.approx(results["test_wa"], abs=1e-6)
+    assert result["f1"] == pytest.approx(results["test_f1"], abs=1e-6)
     assert result["recall"] == pytest.approx(results["recall"], abs=1e-6)
     assert result["confusion"] == results["confusion"]
     # features computed in memory (no cache) give the same scores
@@ -132,6 +133,7 @@ def test_emovo_scores_agree_with_sklearn_on_its_predictions(emovo_result, emovo_
     assert all(p["pred"] == max(p["probs"], key=p["probs"].get) for p in result["predictions"])
     assert result["uar"] == pytest.approx(recall_score(y_true, y_pred, average="macro"))
     assert result["wa"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert result["f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
     recalls = recall_score(y_true, y_pred, labels=classes, average=None)
     assert [result["recall"][c] for c in classes] == pytest.approx(list(recalls))
     assert result["confusion"]["classes"] == classes
@@ -168,6 +170,8 @@ def test_a_class_the_target_lacks_has_null_recall(predictor, emovo_root, emovo_c
     assert result["uar"] == pytest.approx(
         recall_score(y_true, y_pred, labels=["ang", "sad", "neu"], average="macro")
     )
+    # macro-F1 over the classes true or predicted: hap counts (F1 0) only if predicted
+    assert result["f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
     # the confusion matrix keeps the checkpoint's four classes: predicted hap is an error
     matrix = result["confusion"]["matrix"]
     assert len(matrix) == 4 and sum(matrix[result["classes"].index("hap")]) == 0

@@ -1,9 +1,9 @@
-"""Utterance aggregation and UAR/WA (ser.metrics)."""
+"""Utterance aggregation and UAR/WA/macro-F1 (ser.metrics)."""
 
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
 from ser.metrics import (
     NonFiniteOutputError,
@@ -11,6 +11,8 @@ from ser.metrics import (
     UtteranceMetrics,
     accuracy,
     combine_segments,
+    f1_per_class,
+    macro_f1,
     uar,
 )
 
@@ -61,6 +63,35 @@ def test_uar_ignores_classes_absent_from_the_truth():
     assert uar(conf).item() == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_macro_f1_matches_sklearn_on_random_cases(seed):
+    rng = np.random.default_rng(seed)
+    num_classes = 5
+    y_true = rng.integers(0, num_classes, size=50)
+    y_pred = rng.integers(0, num_classes, size=50)
+    if seed % 2:  # a class predicted but absent from the truth
+        y_true[y_true == 3] = 0
+        y_pred[0] = 3
+    if seed % 4 >= 2:  # a class absent from both
+        y_true[y_true == 4] = 1
+        y_pred[y_pred == 4] = 2
+    conf = torch.from_numpy(confusion_matrix(y_true, y_pred, labels=range(num_classes)))
+    # sklearn's default labels: those of the truth or the predictions
+    expected = f1_score(y_true, y_pred, average="macro")
+    assert macro_f1(conf).item() == pytest.approx(expected)
+
+
+def test_macro_f1_against_a_hand_computed_confusion_matrix():
+    # rows true, columns predicted; class 3 absent from truth and predictions, class 2 only
+    # predicted (once, for a class-1 utterance)
+    conf = torch.tensor([[4, 1, 0, 0], [2, 2, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    # class 0: TP 4, FP 2, FN 1 -> 8/11; class 1: TP 2, FP 1, FN 3 -> 4/8; class 2: 0/1 -> 0
+    per_class = f1_per_class(conf)
+    assert per_class[:3].tolist() == pytest.approx([8 / 11, 1 / 2, 0.0])
+    assert torch.isnan(per_class[3])
+    assert macro_f1(conf).item() == pytest.approx((8 / 11 + 1 / 2 + 0.0) / 3)
+
+
 def make_metric(combine="max"):
     # 3 utterances (labels 0, 1, 1); segments 0,1 -> utt 0, 2 -> utt 1, 3,4 -> utt 2
     return UtteranceMetrics(
@@ -80,6 +111,8 @@ def test_utterance_metrics_end_to_end():
     assert result["confusion"].tolist() == [[1, 0], [1, 1]]
     assert result["uar"].item() == pytest.approx(0.75)
     assert result["wa"].item() == pytest.approx(2 / 3)
+    # class 0: TP 1, FP 1, FN 0 -> 2/3; class 1: TP 1, FP 0, FN 1 -> 2/3
+    assert result["f1"].item() == pytest.approx(2 / 3)
     assert result["recall"].tolist() == pytest.approx([1.0, 0.5])
     # segment level: preds [0, 1, 1, 0, 0] vs labels [0, 0, 1, 1, 1]
     assert result["seg_uar"].item() == pytest.approx((1 / 2 + 1 / 3) / 2)

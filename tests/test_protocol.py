@@ -2,8 +2,8 @@
 
 - The tested checkpoint is the one with the best ``val/uar`` (read from ``metrics.csv``),
   not the last one.
-- ``test_uar``, ``test_wa``, ``recall`` and ``confusion`` equal scikit-learn's values
-  computed from the run's own ``predictions``.
+- ``test_uar``, ``test_wa``, ``test_f1``, ``recall`` and ``confusion`` equal scikit-learn's
+  values computed from the run's own ``predictions``.
 - A training process killed (SIGKILL) in the middle of an epoch resumes from ``last.ckpt``
   to the result of an uninterrupted run.
 - A 2-process DDP run scores exactly what one process scores with the same checkpoint.
@@ -33,7 +33,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
-from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
 from ser.data.corpora import EmoDB
 from ser.data.features import LogMel3D
@@ -251,6 +251,8 @@ def test_uar_wa_recall_and_confusion_equal_scikit_learn(compose_config, tmp_path
 
     assert results["test_uar"] == pytest.approx(sklearn_uar(labels, preds), abs=1e-6)
     assert results["test_wa"] == pytest.approx(accuracy_score(labels, preds), abs=1e-6)
+    # macro-F1 over the classes true or predicted (sklearn's default labels)
+    assert results["test_f1"] == pytest.approx(f1_score(labels, preds, average="macro"), abs=1e-6)
     recalls = recall_score(labels, preds, labels=present, average=None)
     assert results["recall"] == pytest.approx(
         {c: None if c not in present else recalls[present.index(c)] for c in classes}, abs=1e-6
@@ -303,7 +305,7 @@ def test_a_run_killed_mid_fit_resumes_to_the_uninterrupted_result(
     got = json.loads((killed_dir / "results.json").read_text())
     for key in ("epochs_trained", "steps_trained", "best_epoch", "best_step"):
         assert got[key] == expected[key], key
-    for key in ("val_uar_best", "test_uar", "test_wa"):
+    for key in ("val_uar_best", "test_uar", "test_wa", "test_f1"):
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
     probs = {p["id"]: p["probs"] for p in expected["predictions"]}
     for p in got["predictions"]:

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.metrics import confusion_matrix, f1_score
 
-from ser.results import aggregate, collect, latest_protocol
+from ser.results import aggregate, collect, confusion_macro_f1, latest_protocol
 from ser.stats import paired_comparison
 from ser.tables import write_summary
 
@@ -67,6 +68,39 @@ def test_missing_folds_are_named_not_averaged_away(tmp_path):
     expected = np.mean([u for f, u in enumerate(ADSRNN) if f not in (3, 7)])
     assert float(rows["adsrnn"]["uar_mean"]) == pytest.approx(expected)
     assert "8/10 (missing 3,7)" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_macro_f1_of_a_confusion_matrix_matches_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 4, size=40)
+    y_pred = rng.integers(0, 5, size=40)  # class 4: predicted, never true
+    if seed % 2:  # class 3 absent from truth and predictions: left out, as sklearn does
+        y_true[y_true == 3] = 0
+        y_pred[y_pred == 3] = 1
+    matrix = confusion_matrix(y_true, y_pred, labels=range(6))  # class 5: never seen
+    expected = f1_score(y_true, y_pred, average="macro")
+    assert confusion_macro_f1(matrix.tolist()) == pytest.approx(expected)
+
+
+def test_macro_f1_per_fold_is_the_recorded_one_or_that_of_the_confusion_matrix(tmp_path):
+    # fold 1 was recorded before results.json had test_f1: its macro-F1 comes from its
+    # confusion matrix, diag(3, 2, 1, 4) + 1 (symmetric, so F1 = TP / row sum per class)
+    old = fake_run("adsrnn", 1, 0.5)
+    assert "test_f1" not in old
+    recorded = [
+        fake_run("adsrnn", 0, 0.5, seed=s) | {"test_f1": f} for s, f in ((1, 0.4), (2, 0.6))
+    ]
+    model = aggregate([old, *recorded]).models["adsrnn"]
+    from_matrix = (4 / 7 + 3 / 6 + 2 / 5 + 5 / 8) / 4
+    assert model.f1 == {0: pytest.approx(0.5), 1: pytest.approx(from_matrix)}
+    text = write_and_read(aggregate([old, *recorded]), tmp_path / "f1")
+    mean, std = np.mean([0.5, from_matrix]), np.std([0.5, from_matrix], ddof=1)
+    assert "| model | folds | UAR | WA | macro-F1 | recall ang |" in text
+    assert f"| 55.00 +- 0.00 | {100 * mean:.2f} +- {100 * std:.2f} | 50.00 |" in text
+    (row,) = csv.DictReader((tmp_path / "f1" / "summary.csv").open())
+    assert float(row["f1_mean"]) == pytest.approx(mean)
+    assert float(row["f1_std"]) == pytest.approx(std)
 
 
 def test_paired_test_matches_scipy_on_common_folds():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from sklearn.metrics import f1_score
 from strict_json import read_strict_json
 from wandb_records import wait_for_run_record
 
@@ -24,7 +25,7 @@ from ser.task import train
 REPO = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {
     "model", "fold", "test_speakers", "val_speakers", "corpus", "seed", "best_epoch",
-    "val_uar_best", "test_uar", "test_wa", "recall", "confusion", "predictions",
+    "val_uar_best", "test_uar", "test_wa", "test_f1", "recall", "confusion", "predictions",
     "wall_time_s", "versions", "config_hash",
 }  # fmt: skip
 
@@ -54,6 +55,9 @@ def check_debug_results(results: dict, model: str, expected: dict[str, str]) -> 
         assert sum(row[i] for row in matrix) == sum(p["pred"] == c for p in predictions.values())
     correct = sum(p["pred"] == p["label"] for p in predictions.values())
     assert results["test_wa"] == pytest.approx(correct / len(expected))
+    labels = [p["label"] for p in predictions.values()]
+    preds = [p["pred"] for p in predictions.values()]
+    assert results["test_f1"] == pytest.approx(f1_score(labels, preds, average="macro"))
     assert 0.0 <= results["test_uar"] <= 1.0 and 0.0 <= results["val_uar_best"] <= 1.0
     for p in predictions.values():
         assert sum(p["probs"].values()) == pytest.approx(1.0, abs=1e-5)

@@ -50,5 +50,6 @@ def cross_evaluate(cfg: DictConfig, results: dict[str, Any]) -> None:
             "test_corpus": name,
         }
         write_json_atomic(path, record)
-        log.info("cross-corpus: %s fold %s on %s: UAR %.4f", results["model"],
-                 results["fold"], name, record["uar"])  # fmt: skip
+        log.info("cross-corpus: %s fold %s on %s: UAR %.4f, WA %.4f, macro-F1 %.4f",
+                 results["model"], results["fold"], name, record["uar"], record["wa"],
+                 record["f1"])  # fmt: skip

@@ -24,7 +24,10 @@ Classes are matched by name. A target class the checkpoint does not know is a
 (``dropped`` counts them). A checkpoint class the target lacks has recall ``null``; **UAR is
 the mean recall over the classes present in the scored target utterances** (SEED.md's UAR);
 the confusion matrix is over the checkpoint's classes (rows true, columns predicted), so a
-prediction of a class the target lacks is an error.
+prediction of a class the target lacks is an error. **Macro-F1** (``f1``,
+:func:`ser.metrics.macro_f1`) is the mean F1 over the classes present in the scored
+utterances or in their predictions: a checkpoint class the target lacks but that is
+predicted counts with F1 0; one neither present nor predicted is left out.
 
 Features are cached like training's (:class:`~ser.data.cache.FeatureCache`, keyed by the
 corpus and the checkpoint's feature config): a repeated evaluation, or one of a corpus that
@@ -34,7 +37,7 @@ Python::
 
     predictor = Predictor.from_checkpoint("outputs/.../checkpoints/best-....ckpt")
     result = evaluate(predictor, EMOVO(root="../shared/data/emovo"), norm="target")
-    result["uar"], result["recall"]
+    result["uar"], result["f1"], result["recall"]
 """
 
 from __future__ import annotations
@@ -51,12 +54,12 @@ from omegaconf import DictConfig
 from ser.config import CONFIG_DIR
 from ser.data.corpora import Corpus, Utterance
 from ser.data.dataset import frame_store
-from ser.data.normalization import Normalizer, fit_normalizer, frame_weights
+from ser.data.normalization import Normalizer, coverage, fit_normalizer
 from ser.data.source import FeatureSource
 from ser.errors import AudioError, ConfigError, CorpusError, exit_on_user_error, require_batch_size
 from ser.inference import Predictor
 from ser.io import require_writable, write_json_atomic
-from ser.metrics import accuracy, confusion_matrix, recall_per_class, uar
+from ser.metrics import accuracy, confusion_matrix, macro_f1, recall_per_class, uar
 from ser.options import require_complete
 from ser.text import align_table
 
@@ -113,7 +116,7 @@ def target_normalizer(predictor: Predictor, features: list[torch.Tensor]) -> Nor
         length=predictor.segment_frames,
         frame_rate=predictor.features.frame_rate,
     )
-    return fit_normalizer(frames, frame_weights(table, offsets, len(frames)))
+    return fit_normalizer(frames, coverage(table, offsets))
 
 
 def evaluate(
@@ -143,9 +146,10 @@ def evaluate(
         A JSON-ready dict: ``checkpoint``, ``corpus``, ``root``, ``fold``, ``speakers``,
         ``norm``, ``classes`` (the checkpoint's: order of ``probs`` and ``confusion``),
         ``target_classes``, ``n_utterances``, ``dropped`` (count) and ``dropped_classes``
-        (``{class: count}``), ``uar`` and ``wa``, ``recall`` and ``support`` per checkpoint
-        class (recall ``None`` for a class without scored utterances; UAR is the mean over
-        the classes present), ``confusion`` (``{"classes", "matrix"}``, rows true) and
+        (``{class: count}``), ``uar``, ``wa`` and ``f1`` (macro-F1), ``recall`` and
+        ``support`` per checkpoint class (recall ``None`` for a class without scored
+        utterances; UAR is the mean over the classes present, macro-F1 over the classes
+        present or predicted), ``confusion`` (``{"classes", "matrix"}``, rows true) and
         ``predictions`` (``{id, speaker, label, pred, probs}`` per utterance, in corpus
         order, as results.json's).
     """
@@ -204,6 +208,7 @@ def evaluate(
         "dropped_classes": {c: dropped[c] for c in unknown},
         "uar": uar(confusion).item(),
         "wa": accuracy(confusion).item(),
+        "f1": macro_f1(confusion).item(),
         "recall": {c: None if r != r else r for c, r in zip(known, recall, strict=True)},
         "support": dict(zip(known, confusion.sum(dim=1).tolist(), strict=True)),
         "confusion": {"classes": known, "matrix": confusion.tolist()},
@@ -227,7 +232,8 @@ NORM_TEXT = {
 
 
 def summary(result: dict[str, Any]) -> str:
-    """A few lines for the terminal: what was scored, UAR, WA and recall per class."""
+    """A few lines for the terminal: what was scored, UAR, WA, macro-F1 and recall per
+    class."""
     scope = (
         f"fold {result['fold']} test speakers {','.join(result['speakers'])}"
         if result["fold"] is not None
@@ -244,7 +250,7 @@ def summary(result: dict[str, Any]) -> str:
             f"dropped {result['dropped']} utterances of classes the checkpoint does not know "
             f"({per_class})"
         )
-    lines.append(f"UAR {result['uar']:.4f}  WA {result['wa']:.4f}")
+    lines.append(f"UAR {result['uar']:.4f}  WA {result['wa']:.4f}  macro-F1 {result['f1']:.4f}")
     rows = [["class", "n", "recall"]]
     for c, r in result["recall"].items():
         rows.append([c, str(result["support"][c]), "-" if r is None else f"{r:.3f}"])

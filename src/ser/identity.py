@@ -34,7 +34,8 @@ HASH_EXCLUDE = (
     "callbacks.wandb_extras", "callbacks.model_checkpoint.dirpath",
     "callbacks.last_checkpoint", "callbacks.resumable_randomness", "trainer.default_root_dir",
     "datamodule.cache_dir", "datamodule.progress", "datamodule.num_workers",
-    "datamodule.pin_memory", "datamodule.resident",
+    "datamodule.pin_memory", "datamodule.resident", "datamodule.store",
+    "datamodule.fill_workers",
 )  # fmt: skip
 
 #: options left out of both hashes while at their neutral value (the behaviour of a config

@@ -293,11 +293,12 @@ class Predictor:
             lengths, [""] * len(lengths), length=self.segment_frames, frame_rate=rate
         )
         dataset = SegmentDataset(
-            frames=self.normalizer(frames),
+            frames=frames,
             offsets=torch.from_numpy(offsets),
             labels=torch.zeros(len(features), dtype=torch.long),
             table=table,
             length=self.segment_frames,
+            normalizer=self.normalizer,
             padding=self.normalizer.padding_frame(self.padding),
         )
         bf16 = self.precision.startswith("bf16")

@@ -1,9 +1,13 @@
-"""Utterance-level metrics: segment probabilities combined per utterance, then UAR and WA.
+"""Utterance-level metrics: segment probabilities combined per utterance, then UAR, WA and
+macro-F1.
 
 SEED.md's decision rule: the class probabilities of an utterance's segments are combined
 element-wise by **max** (or **mean**), then argmax. UAR is the mean of per-class recalls over
 the classes present in the ground truth (= scikit-learn's ``recall_score(average="macro")``
-when every class occurs); WA is plain accuracy.
+when every class occurs); WA is plain accuracy; macro-F1 (the MSP-Podcast challenge's metric)
+is the mean of per-class F1 over the classes present in the ground truth or the predictions
+(= scikit-learn's ``f1_score(average="macro")``). All three come from the utterance-level
+confusion matrix.
 
 :class:`UtteranceMetrics` keeps one probability row per segment, indexed by the segment's
 position in its split. Rows are merged across processes with ``max``: a segment that a
@@ -77,6 +81,36 @@ def uar(confusion: Tensor) -> Tensor:
     return recall_per_class(confusion.float()).nanmean()
 
 
+def f1_per_class(confusion: Tensor) -> Tensor:
+    """F1 of each class, ``2 TP / (2 TP + FP + FN)``, from a confusion matrix (rows true).
+
+    NaN for a class absent from both the ground truth and the predictions (its F1 is 0 / 0);
+    a class that is predicted but never true, or true but never predicted, scores 0.
+    """
+    confusion = confusion.float()
+    true_positives = confusion.diagonal()
+    # (TP + FN) + (TP + FP) = 2 TP + FP + FN
+    denominator = confusion.sum(dim=1) + confusion.sum(dim=0)
+    return torch.where(denominator > 0, 2 * true_positives / denominator.clamp_min(1), torch.nan)
+
+
+def macro_f1(confusion: Tensor) -> Tensor:
+    """Macro-F1: the unweighted mean of the per-class F1 (:func:`f1_per_class`) over the
+    classes present in the ground truth **or** the predictions.
+
+    A class absent from both is left out of the mean, as UAR leaves out the classes absent
+    from the ground truth; unlike UAR, a class predicted for some utterance but absent from
+    the ground truth stays in, with F1 0 (its false positives are the only errors F1 sees
+    for it). This is scikit-learn's ``f1_score(average="macro")`` with its default labels
+    (those of the truth and the predictions).
+
+    Example:
+        >>> macro_f1(torch.tensor([[2, 1, 0], [0, 1, 0], [0, 0, 0]]))  # class 2 absent
+        tensor(0.7333)
+    """
+    return f1_per_class(confusion).nanmean()
+
+
 def accuracy(confusion: Tensor) -> Tensor:
     """Weighted accuracy (plain accuracy)."""
     return confusion.diagonal().sum() / confusion.sum().clamp_min(1)
@@ -113,7 +147,7 @@ class SegmentUAR(Metric):
 
 
 class UtteranceMetrics(Metric):
-    """UAR, WA, per-class recall and confusion of one split, at utterance level.
+    """UAR, WA, macro-F1, per-class recall and confusion of one split, at utterance level.
 
     Args:
         seg_to_utt: utterance index of every segment of the split.
@@ -147,7 +181,8 @@ class UtteranceMetrics(Metric):
     def compute(self) -> dict[str, Tensor]:
         """Metrics over the utterances with at least one recorded segment.
 
-        Returns a dict with ``uar``, ``wa``, ``recall`` ``(C,)``, ``confusion`` ``(C, C)``
+        Returns a dict with ``uar``, ``wa``, ``f1`` (macro-F1, :func:`macro_f1`),
+        ``recall`` ``(C,)``, ``confusion`` ``(C, C)``
         (rows true, columns predicted), ``seg_uar`` (segment-level UAR, for diagnosis),
         ``utterances`` (indices into the split), ``probs`` ``(U, C)`` and ``preds`` ``(U,)``.
         (torchmetrics squeezes one-element results: reshape ``utterances`` and ``preds`` with
@@ -176,6 +211,7 @@ class UtteranceMetrics(Metric):
         return {
             "uar": uar(confusion),
             "wa": accuracy(confusion),
+            "f1": macro_f1(confusion),
             "recall": recall_per_class(confusion.float()),
             "confusion": confusion,
             "seg_uar": uar(seg_confusion),

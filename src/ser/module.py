@@ -6,8 +6,10 @@ term) and a center loss (ADRNN). With label smoothing or a mixing augmentation (
 NLL becomes the soft-target cross-entropy of :func:`ser.losses.soft_nll_loss`, with the same
 class weighting. Batch-level augmentations (:mod:`ser.augment`) run in ``training_step``
 only, on the training device. Metrics at utterance level after combining segment
-probabilities (:mod:`ser.metrics`): ``val/uar``, ``val/wa``, ``val/seg_uar``,
-``val/uar_best``, ``test/uar``, ``test/wa``, ``test/seg_uar``, ``test/recall_<class>``.
+probabilities (:mod:`ser.metrics`): ``val/uar``, ``val/wa``, ``val/f1``, ``val/seg_uar``,
+``val/uar_best``, ``test/uar``, ``test/wa``, ``test/f1``, ``test/seg_uar``,
+``test/recall_<class>``. ``f1`` is macro-F1 (:func:`ser.metrics.macro_f1`), computed like UAR
+from the epoch's utterance-level confusion matrix, so no training step waits on it.
 
 A checkpoint carries everything inference needs (:mod:`ser.checkpoint`): this module's
 arguments with the network as a ``_target_`` node (``hyper_parameters``, so
@@ -344,6 +346,7 @@ class SERModule(L.LightningModule):
             {
                 "val/uar": result["uar"],
                 "val/wa": result["wa"],
+                "val/f1": result["f1"],
                 "val/seg_uar": result["seg_uar"],
                 "val/uar_best": self.val_uar_best.compute(),
             },
@@ -369,7 +372,12 @@ class SERModule(L.LightningModule):
             for c, r in zip(self.class_names, result["recall"].tolist(), strict=True)
         }
         self.log_dict(
-            {"test/uar": result["uar"], "test/wa": result["wa"], "test/seg_uar": result["seg_uar"]}
+            {
+                "test/uar": result["uar"],
+                "test/wa": result["wa"],
+                "test/f1": result["f1"],
+                "test/seg_uar": result["seg_uar"],
+            }
             | {f"test/recall_{c}": result["recall"][i] for i, c in enumerate(self.class_names)},
             sync_dist=True,
         )
@@ -377,6 +385,7 @@ class SERModule(L.LightningModule):
         self.test_results = {
             "uar": result["uar"].item(),
             "wa": result["wa"].item(),
+            "f1": result["f1"].item(),
             "seg_uar": result["seg_uar"].item(),
             "recall": recall,
             "confusion": {"classes": self.class_names, "matrix": result["confusion"].tolist()},

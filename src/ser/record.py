@@ -178,6 +178,7 @@ def results_record(
         # test=false (a hyper-parameter search): no test metrics, no predictions
         "test_uar": test.get("uar"),
         "test_wa": test.get("wa"),
+        "test_f1": test.get("f1"),
         "test_seg_uar": test.get("seg_uar"),
         "recall": test.get("recall"),
         "confusion": test.get("confusion"),
@@ -227,7 +228,7 @@ def print_summary(results: dict[str, Any]) -> None:
     """A few lines: which speaker, which epoch, validation and test scores."""
     test = (
         f"  test UAR {results['test_uar']:.4f}  WA {results['test_wa']:.4f}  "
-        f"({results['n_test_utterances']} utterances)"
+        f"macro-F1 {results['test_f1']:.4f}  ({results['n_test_utterances']} utterances)"
         if results["test_uar"] is not None
         else "  not tested (test=false)"
     )

@@ -1,11 +1,12 @@
 """Sweep results: collect ``results.json`` files and aggregate them over folds.
 
 Per model, the per-fold test UAR (mean over seeds when a fold was run with several seeds)
-is reported as mean +- sample standard deviation over folds, with WA and per-class recall
-alongside. Missing folds are named, never silently averaged away, and so are failed runs
-(an ``error.json`` in the run folder), apart from the missing ones. Each model is compared
-with the reference model (ADSRNN) on the folds both have: mean difference, Wilcoxon
-signed-rank and paired t-test p-values.
+is reported as mean +- sample standard deviation over folds, with WA, macro-F1 and
+per-class recall alongside (a run recorded before ``results.json`` had ``test_f1`` gets its
+macro-F1 from its confusion matrix, :func:`confusion_macro_f1`). Missing folds are named,
+never silently averaged away, and so are failed runs (an ``error.json`` in the run folder),
+apart from the missing ones. Each model is compared with the reference model (ADSRNN) on
+the folds both have: mean difference, Wilcoxon signed-rank and paired t-test p-values.
 
 :mod:`ser.tables` renders the :class:`Summary`; :mod:`ser.stats` holds the paired tests.
 
@@ -43,6 +44,7 @@ class ModelSummary:
     model: str
     uar: dict[int, float]  # fold -> test UAR (mean over seeds)
     wa: dict[int, float]
+    f1: dict[int, float]  # fold -> test macro-F1 (mean over seeds)
     recall: dict[str, float]  # class -> mean recall over folds
     confusion: np.ndarray  # counts summed over folds and seeds
     missing_folds: list[int]  # neither a result nor a failure
@@ -192,6 +194,7 @@ def aggregate(
             model=model,
             uar={f: float(np.mean([r["test_uar"] for r in rs])) for f, rs in per_fold.items()},
             wa={f: float(np.mean([r["test_wa"] for r in rs])) for f, rs in per_fold.items()},
+            f1={f: float(np.mean([run_macro_f1(r) for r in rs])) for f, rs in per_fold.items()},
             recall={
                 c: _nanmean([r["recall"][c] for rs in per_fold.values() for r in rs])
                 for c in classes
@@ -237,6 +240,33 @@ def aggregate(
             cross, protocols={r.get("protocol_hash") for r in runs}, order=list(models)
         ),
     )
+
+
+def confusion_macro_f1(matrix: Any) -> float:
+    """Macro-F1 of a confusion matrix (rows true, columns predicted), without torch: the
+    mean of ``2 TP / (2 TP + FP + FN)`` over the classes present in the ground truth or the
+    predictions, as :func:`ser.metrics.macro_f1` computes it (a class absent from both is
+    left out; NaN for an empty matrix).
+
+    Example:
+        >>> round(confusion_macro_f1([[2, 1, 0], [0, 1, 0], [0, 0, 0]]), 4)
+        0.7333
+    """
+    counts = np.asarray(matrix, dtype=float)
+    denominator = counts.sum(axis=1) + counts.sum(axis=0)  # 2 TP + FP + FN
+    present = denominator > 0
+    if not present.any():
+        return math.nan
+    return float(np.mean(2 * np.diag(counts)[present] / denominator[present]))
+
+
+def run_macro_f1(results: dict[str, Any]) -> float:
+    """A run's test macro-F1: ``test_f1``, or for a run recorded before that field, the
+    macro-F1 of its test confusion matrix (:func:`confusion_macro_f1`)."""
+    value = results.get("test_f1")
+    if value is None:
+        value = confusion_macro_f1(results["confusion"]["matrix"])
+    return float(value)
 
 
 def _commit(results: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ def summary_rows(summary: Summary) -> list[dict[str, Any]]:
     for model, s in summary.models.items():
         uar_mean, uar_std = s.mean_std(s.uar)
         wa_mean, wa_std = s.mean_std(s.wa)
+        f1_mean, f1_std = s.mean_std(s.f1)
         rows.append(
             {
                 "model": model,
@@ -43,6 +44,8 @@ def summary_rows(summary: Summary) -> list[dict[str, Any]]:
                 "uar_std": uar_std,
                 "wa_mean": wa_mean,
                 "wa_std": wa_std,
+                "f1_mean": f1_mean,
+                "f1_std": f1_std,
                 "hardware": hardware_text(s.hardware),
             }
             | {f"recall_{c}": s.recall[c] for c in summary.classes}
@@ -85,19 +88,20 @@ def summary_markdown(summary: Summary) -> str:
             filter(
                 None,
                 [
-                    "UAR and WA in %, mean +- sample std over folds (per fold: mean over seeds).",
+                    "UAR, WA and macro-F1 in %, mean +- sample std over folds (per fold: mean "
+                    "over seeds).",
                     hardware,
                     code,
                 ],
             )
         ),
         "",
-        "| model | folds | UAR | WA | "
+        "| model | folds | UAR | WA | macro-F1 | "
         + " | ".join(f"recall {c}" for c in summary.classes)
         + (" | hardware" if mixed else "")
         + (" | code" if versions else "")
         + " |",
-        "|---|---|---|---|" + "---|" * (len(summary.classes) + mixed + versions),
+        "|---|---|---|---|---|" + "---|" * (len(summary.classes) + mixed + versions),
     ]
     for row, s in zip(summary_rows(summary), summary.models.values(), strict=True):
         absent = [
@@ -111,7 +115,8 @@ def summary_markdown(summary: Summary) -> str:
         recalls = " | ".join(_pct(row[f"recall_{c}"]) for c in summary.classes)
         lines.append(
             f"| {row['model']} | {folds} | {_pct(row['uar_mean'])} +- {_pct(row['uar_std'])} | "
-            f"{_pct(row['wa_mean'])} +- {_pct(row['wa_std'])} | {recalls} |"
+            f"{_pct(row['wa_mean'])} +- {_pct(row['wa_std'])} | "
+            f"{_pct(row['f1_mean'])} +- {_pct(row['f1_std'])} | {recalls} |"
             + (f" {row['hardware']} |" if mixed else "")
             + (f" {', '.join(sorted(s.commits))} |" if versions else "")
         )

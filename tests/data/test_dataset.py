@@ -7,15 +7,29 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from ser.data.cache import read_npy_header
 from ser.data.dataset import SegmentDataset, collate_segments
+from ser.data.normalization import Normalizer
 from ser.data.segments import FirstLast, Sliding
+from ser.data.store import DiskFrames, MemoryFrames
 
 L = 300
 
 
-@pytest.fixture
-def split():
-    """Four utterances (short, exact, long, long) in a store that also holds other frames."""
+def disk_frames(directory, frames: torch.Tensor, cuts: list[int]) -> DiskFrames:
+    """``frames`` written as ``.npy`` shards split at the rows ``cuts``."""
+    shards = []
+    for index, (start, stop) in enumerate(zip([0, *cuts], [*cuts, len(frames)], strict=True)):
+        path = directory / f"shard-{index}.npy"
+        np.save(path, frames[start:stop].numpy())
+        shards.append((path, read_npy_header(path)[2], stop - start))
+    return DiskFrames(shards, channels=frames.shape[1], dims=frames.shape[2])
+
+
+@pytest.fixture(params=["memory", "disk"])
+def split(request, tmp_path):
+    """Four utterances (short, exact, long, long) in a store that also holds other frames,
+    in memory or in two shards on disk."""
     lengths = [120, 300, 450, 620]
     gap = 7  # frames of other utterances between them in the store
     offsets, position = [], 3
@@ -25,8 +39,13 @@ def split():
     # distinct, non-zero values everywhere so padding and misplaced rows are visible
     frames = torch.arange(position * 3 * 40, dtype=torch.float32).reshape(position, 3, 40) + 1
     table = Sliding(hop_s=1.0).segment(lengths, ["a"] * 4, length=L)
+    stored = (
+        MemoryFrames(frames)
+        if request.param == "memory"
+        else disk_frames(tmp_path, frames, [offsets[2] - 2])  # a cut between utterances
+    )
     dataset = SegmentDataset(
-        frames=frames,
+        frames=stored,
         offsets=torch.tensor(offsets),
         labels=torch.tensor([2, 0, 1, 3]),
         table=table,
@@ -69,10 +88,10 @@ def test_padding_frames_are_exactly_zero(split):
 
 
 def test_padding_frames_hold_the_given_padding(split):
-    dataset, frames, offsets, _ = split
+    dataset, _, offsets, _ = split
     pad = -torch.arange(3 * 40, dtype=torch.float32).reshape(3, 40) - 0.5
     padded = SegmentDataset(
-        frames=frames,
+        frames=dataset.frames,
         offsets=torch.tensor(offsets),
         labels=dataset.labels,
         table=dataset.table,
@@ -87,6 +106,30 @@ def test_padding_frames_hold_the_given_padding(split):
         assert torch.equal(batch["x"][row, :, valid:], pad[:, None].expand(3, L - valid, 40))
     assert int(padded.table.valid[0]) == 120  # the short utterance is padded
     assert torch.equal(padded[0]["x"], batch["x"][0])  # single items too
+
+
+def test_the_normalizer_applies_to_the_frames_not_the_padding(split):
+    dataset, frames, offsets, _ = split
+    mean = torch.linspace(-3, 3, 120).reshape(3, 40)
+    std = torch.linspace(0.5, 2, 120).reshape(3, 40)
+    pad = torch.full((3, 40), -7.0)
+    normalized = SegmentDataset(
+        frames=dataset.frames,
+        offsets=torch.tensor(offsets),
+        labels=dataset.labels,
+        table=dataset.table,
+        length=L,
+        normalizer=Normalizer(mean=mean, std=std),
+        padding=pad,
+    )
+    batch = normalized.__getitems__(range(len(normalized)))
+    table = normalized.table
+    for row in range(len(normalized)):
+        utt, start, valid = (int(a[row]) for a in (table.utterance, table.start, table.valid))
+        raw = frames[offsets[utt] + start : offsets[utt] + start + valid]
+        expected = ((raw - mean) / std).permute(1, 0, 2)
+        torch.testing.assert_close(batch["x"][row, :, :valid], expected, rtol=0, atol=1e-6)
+        assert (batch["x"][row, :, valid:] == -7.0).all()
 
 
 def test_single_item_equals_the_batched_path(split):
@@ -123,7 +166,7 @@ def test_utt_indexes_the_split_utterances_not_the_store():
     frames = torch.randn(1000, 3, 40)
     table = FirstLast().segment(lengths, ["a", "b"], length=L)
     dataset = SegmentDataset(
-        frames=frames,
+        frames=MemoryFrames(frames),
         offsets=torch.tensor([600, 200]),
         labels=torch.tensor([1, 0]),
         table=table,

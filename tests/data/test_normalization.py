@@ -16,10 +16,11 @@ from ser.data.features import LogMel3D
 from ser.data.normalization import (
     NonFiniteFeaturesError,
     Normalizer,
+    coverage,
     fit_normalizer,
-    frame_weights,
 )
 from ser.data.segments import FirstLast, SegmentTable
+from ser.data.store import MemoryFrames
 from ser.errors import ConfigError
 
 
@@ -32,16 +33,51 @@ def covered_frames(frames, offsets, table):
     return torch.cat(parts).double()
 
 
-def test_frame_weights_count_covering_segments_without_padding():
+def per_row(runs, total_frames):
+    """The count of each store row from ``(start, stop, count)`` runs."""
+    weights = np.zeros(total_frames, dtype=np.int64)
+    for start, stop, count in zip(*runs, strict=True):
+        weights[start:stop] += count
+    return weights
+
+
+def runs_of(weights):
+    """Each row of positive weight as a run of its own (valid input for fit_normalizer)."""
+    rows = np.flatnonzero(weights > 0)
+    return rows, rows + 1, weights[rows]
+
+
+def test_coverage_counts_covering_segments_without_padding():
     offsets = np.array([0, 50, 400])
     # utterance 0: 50 frames (short: one padded segment); 1: 350 frames, first+last of 300
     table = FirstLast().segment([50, 350], ["a", "b"], length=300)
-    weights = frame_weights(table, offsets, total_frames=500)
+    runs = coverage(table, offsets)
+    weights = per_row(runs, total_frames=500)
     assert weights[:50].tolist() == [1] * 50
     assert weights[50:100].tolist() == [1] * 50  # only the first segment
     assert weights[100:350].tolist() == [2] * 250  # first and last overlap
     assert weights[350:400].tolist() == [1] * 50  # only the last
     assert weights[400:].tolist() == [0] * 100  # not in the table (another split)
+    starts, stops, counts = runs
+    assert (counts > 0).all() and (starts < stops).all()
+
+
+def test_coverage_of_random_segments_equals_counting_row_by_row():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 700, size=40)
+    offsets = np.concatenate([[0], np.cumsum(lengths + 5)[:-1]])  # gaps: other splits
+    keep = rng.random(40) < 0.7
+    table = (
+        FirstLast()
+        .segment(lengths, ["a"] * 40, length=300)
+        .subset(
+            np.flatnonzero(keep[FirstLast().segment(lengths, ["a"] * 40, length=300).utterance])
+        )
+    )
+    expected = np.zeros(int(offsets[-1] + lengths[-1]), dtype=np.int64)
+    for u, start, valid in zip(table.utterance, table.start, table.valid, strict=True):
+        expected[offsets[u] + start : offsets[u] + start + valid] += 1
+    assert np.array_equal(per_row(coverage(table, offsets), len(expected)), expected)
 
 
 def test_statistics_from_the_given_segments_only():
@@ -50,7 +86,7 @@ def test_statistics_from_the_given_segments_only():
     frames[600:] += 100  # frames of other splits: far away, must not count
     offsets = np.array([0, 120, 600])
     table = FirstLast().segment([120, 480], ["a", "b"], length=300)  # utterances 0 and 1
-    normalizer = fit_normalizer(frames, frame_weights(table, offsets, len(frames)))
+    normalizer = fit_normalizer(MemoryFrames(frames), coverage(table, offsets))
     x = covered_frames(frames, offsets, table)
     torch.testing.assert_close(normalizer.mean, x.mean(0).float())
     torch.testing.assert_close(normalizer.std, x.std(0, unbiased=False).float())
@@ -72,13 +108,13 @@ def test_normalizer_applies_per_channel_and_band():
 
 def test_constant_band_does_not_divide_by_zero():
     frames = torch.ones(10, 3, 4)
-    normalizer = fit_normalizer(frames, np.ones(10, dtype=np.int64))
+    normalizer = fit_normalizer(MemoryFrames(frames), runs_of(np.ones(10, dtype=np.int64)))
     assert torch.isfinite(normalizer(frames)).all()
 
 
 def test_no_training_frame_is_an_error():
     with pytest.raises(ValueError):
-        fit_normalizer(torch.ones(5, 3, 4), np.zeros(5, dtype=np.int64))
+        fit_normalizer(MemoryFrames(torch.ones(5, 3, 4)), runs_of(np.zeros(5, dtype=np.int64)))
 
 
 def store_and_weights(rows=1000, seed=0):
@@ -102,7 +138,7 @@ def test_chunked_statistics_equal_a_float64_reference(chunk_frames):
     frames, weights = store_and_weights()
     frames[weights == 0] += 1e6  # other splits' frames: would dominate if they were read
     mean, std = reference_statistics(frames, weights)
-    normalizer = fit_normalizer(frames, weights, chunk_frames=chunk_frames)
+    normalizer = fit_normalizer(MemoryFrames(frames), runs_of(weights), chunk_frames=chunk_frames)
     torch.testing.assert_close(normalizer.mean, mean, rtol=1e-6, atol=0)
     torch.testing.assert_close(normalizer.std, std, rtol=1e-5, atol=0)
 
@@ -113,7 +149,7 @@ def test_a_non_finite_training_frame_is_an_error_naming_its_row(value):
     weights[[523, 800]] = 1
     frames[523, 2, 7] = frames[800, 0, 0] = value
     with pytest.raises(NonFiniteFeaturesError, match=r"NaN/Inf .*frame row 523\b") as raised:
-        fit_normalizer(frames, weights, chunk_frames=100)
+        fit_normalizer(MemoryFrames(frames), runs_of(weights), chunk_frames=100)
     assert raised.value.row == 523
     assert isinstance(raised.value, ValueError)
 
@@ -122,10 +158,10 @@ def test_a_non_finite_frame_outside_training_is_ignored():
     """A test speaker's broken frame neither raises nor changes the statistics."""
     frames, weights = store_and_weights()
     weights[[523, 524]] = 0
-    expected = fit_normalizer(frames, weights, chunk_frames=100)
+    expected = fit_normalizer(MemoryFrames(frames), runs_of(weights), chunk_frames=100)
     frames[523] = np.nan
     frames[524, 1] = np.inf
-    normalizer = fit_normalizer(frames, weights, chunk_frames=100)
+    normalizer = fit_normalizer(MemoryFrames(frames), runs_of(weights), chunk_frames=100)
     assert torch.equal(normalizer.mean, expected.mean)
     assert torch.equal(normalizer.std, expected.std)
 
@@ -253,7 +289,7 @@ def test_weights_follow_the_segments(tmp_path):
     frames[:5] = 1.0
     frames[5:] = 3.0
     table = SegmentTable(np.array([0, 0]), np.array([0, 5]), np.array([10, 5]))
-    normalizer = fit_normalizer(frames, frame_weights(table, np.array([0]), 10))
+    normalizer = fit_normalizer(MemoryFrames(frames), coverage(table, np.array([0])))
     # frames 5..9 (value 3) are in both segments: mean (5*1 + 10*3) / 15
     assert normalizer.mean.item() == pytest.approx(35 / 15)
 

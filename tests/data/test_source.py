@@ -70,3 +70,32 @@ def test_a_front_end_failure_names_the_file_and_is_skipped_like_bad_audio(emodb_
     dropped = {d["id"]: d["reason"] for d in lenient.dropped}
     assert list(dropped) == [victim.id]
     assert "refuses-one features failed" in dropped[victim.id]
+
+
+@pytest.mark.slow  # two fresh processes import torch
+def test_a_fill_in_two_processes_stores_what_one_process_stores(emodb_root, tmp_path):
+    """Enough utterances for several chunks, one of them unreadable: the same entries, bit
+    for bit, the same bad record, and every utterance counted once."""
+    from ser.data.cache import FILL_CHUNK
+    from ser.data.corpora import EmoDB
+
+    corpus = EmoDB(root=emodb_root, download=False)
+    utterances = corpus.utterances[: 2 * FILL_CHUNK + 5]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wav file")
+    utterances[7] = type(utterances[7])(
+        id="broken", path=broken, label=utterances[7].label, speaker=utterances[7].speaker
+    )
+    serial = FeatureSource(LogMel3D(), cache_dir=tmp_path / "one", progress=False)
+    parallel = FeatureSource(LogMel3D(), cache_dir=tmp_path / "two", progress=False, workers=2)
+    one = serial.fill(corpus, utterances)
+    two = parallel.fill(corpus, utterances)
+    assert two.computed == one.computed == len(utterances) - 1
+    assert two.cached == 0 and list(two.bad) == list(one.bad) == ["broken"]
+    for utterance in utterances:
+        if utterance.id == "broken":
+            continue
+        a = serial.cache(corpus).path_for(utterance).read_bytes()
+        assert parallel.cache(corpus).path_for(utterance).read_bytes() == a, utterance.id
+    again = parallel.fill(corpus, utterances)
+    assert (again.computed, again.cached, list(again.bad)) == (0, len(utterances) - 1, ["broken"])

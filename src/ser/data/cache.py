@@ -25,10 +25,12 @@ import io
 import json
 import logging
 import math
+import multiprocessing
 import os
 import pickle
 import random
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 
 #: bump when the feature code changes its output for the same config
 FEATURE_VERSION = 1
+
+#: utterances per task of a parallel fill: enough to amortise a task, few enough for an even
+#: share and a moving progress bar
+FILL_CHUNK = 32
 
 
 @dataclass
@@ -121,6 +127,7 @@ class FeatureCache:
         progress: bool = True,
         extract_many: Callable[[list[Utterance]], list[torch.Tensor | AudioError]] | None = None,
         batch: int = 1,
+        workers: int = 1,
     ) -> FillReport:
         """Compute and store the features of every utterance not cached yet.
 
@@ -134,6 +141,11 @@ class FeatureCache:
         ``extract_many`` (with ``batch`` > 1) extracts ``batch`` missing utterances per call,
         returning each one's features or its :class:`AudioError`: a front-end that encodes
         padded batches (:class:`~ser.data.ssl.SSLEncoder`) fills the cache faster.
+
+        ``workers`` > 1 extracts in that many processes (started fresh, each with one
+        thread; ``extract`` must pickle), in chunks of :data:`FILL_CHUNK` utterances: the
+        chunks share the work as concurrent fillers do. Fewer missing entries than two
+        chunks are extracted here.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         if not (self.directory / "meta.json").exists():
@@ -158,6 +170,9 @@ class FeatureCache:
         # that process's current utterance and walks with it from then on.) A private
         # generator, seeded by the system: the global random state stays as it is.
         random.Random().shuffle(todo)
+        if workers > 1 and len(todo) >= 2 * FILL_CHUNK:
+            self._fill_in_processes(todo, extract, report, workers=workers, progress=progress)
+            todo = []
         bar = tqdm(
             total=len(todo), desc=f"features -> {self.directory}", unit="utt",
             disable=not (progress and todo),
@@ -186,7 +201,7 @@ class FeatureCache:
                 report.computed += 1
             bar.update(min(batch, len(todo) - first))
         bar.close()
-        if todo:
+        if report.computed or report.recomputed or report.bad:
             log.info(
                 "feature cache %s: computed %d, cached %d, damaged and recomputed %d, unusable %d",
                 self.directory, report.computed, report.cached, report.recomputed,
@@ -195,6 +210,36 @@ class FeatureCache:
         # in the corpus's order, not the random one: errors quote the first few
         report.bad = {u.id: report.bad[u.id] for u in utterances if u.id in report.bad}
         return report
+
+    def _fill_in_processes(
+        self,
+        todo: list[tuple[Utterance, Path, bool]],
+        extract: Callable[[Utterance], torch.Tensor],
+        report: FillReport,
+        *,
+        workers: int,
+        progress: bool,
+    ) -> None:
+        """Extract the ``todo`` entries in ``workers`` fresh processes, chunk by chunk,
+        adding what they did to ``report`` (a damaged entry was already counted)."""
+        chunks = [todo[i : i + FILL_CHUNK] for i in range(0, len(todo), FILL_CHUNK)]
+        context = multiprocessing.get_context("spawn")  # a forked torch can deadlock
+        bar = tqdm(
+            total=len(todo), desc=f"features -> {self.directory} ({workers} processes)",
+            unit="utt", disable=not progress,
+        )  # fmt: skip
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+            futures = {
+                pool.submit(_fill_chunk, self, extract, [u for u, _, _ in chunk]): len(chunk)
+                for chunk in chunks
+            }
+            for future in as_completed(futures):
+                part = future.result()
+                report.computed += part.computed
+                report.cached += part.cached
+                report.bad.update(part.bad)
+                bar.update(futures[future])
+        bar.close()
 
     def load(
         self,
@@ -232,6 +277,18 @@ class FeatureCache:
         return features
 
 
+def _one_thread() -> None:
+    """A fill process uses one core: the pool has one process per core."""
+    torch.set_num_threads(1)
+
+
+def _fill_chunk(
+    cache: FeatureCache, extract: Callable[[Utterance], torch.Tensor], utterances: list[Utterance]
+) -> FillReport:
+    """One chunk of a parallel fill, in a pool process."""
+    return cache.fill(utterances, extract, progress=False)
+
+
 def _outcome(
     extract: Callable[[Utterance], torch.Tensor], utterance: Utterance
 ) -> torch.Tensor | AudioError:
@@ -248,11 +305,11 @@ def _state(utterance: Utterance, target: Path, report: FillReport) -> str:
     ``"done"``: a sound entry (counted in ``report.cached``) or a ``.bad`` record (put in
     ``report.bad``) exists; ``"damaged"``: a damaged entry existed, logged and deleted
     (:func:`_discard`); ``"missing"``: there is nothing. Entries are written atomically, so
-    the ``.npy`` header check (:func:`_entry_problem`) is enough for one that another
+    the ``.npy`` header check (:func:`npy_problem`) is enough for one that another
     process has just written, as for any other.
     """
     if target.exists():
-        problem = _entry_problem(target)
+        problem = npy_problem(target)
         if problem is None:
             report.cached += 1
             return "done"
@@ -303,15 +360,22 @@ _HEADER_READERS = {
 }
 
 
-def _entry_problem(path: Path) -> str | None:
-    """Why the entry ``path`` is damaged, or ``None``; reads only its ``.npy`` header."""
+def read_npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int, int]:
+    """``(shape, dtype, data_offset, file_size)`` from the header of the ``.npy`` file
+    ``path``; ``ValueError`` or ``OSError`` when it cannot be read."""
+    with path.open("rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version not in _HEADER_READERS:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, _, dtype = _HEADER_READERS[version](f)
+        return shape, dtype, f.tell(), os.fstat(f.fileno()).st_size
+
+
+def npy_problem(path: Path) -> str | None:
+    """Why the ``.npy`` file ``path`` is not a whole 3-d float32 array, or ``None``; reads
+    only its header."""
     try:
-        with path.open("rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version not in _HEADER_READERS:
-                return f"unsupported .npy version {version}"
-            shape, _, dtype = _HEADER_READERS[version](f)
-            header_bytes, size = f.tell(), os.fstat(f.fileno()).st_size
+        shape, dtype, header_bytes, size = read_npy_header(path)
     except (ValueError, OSError) as err:
         return f"bad header: {err}"
     if dtype != np.float32 or len(shape) != 3:
@@ -320,6 +384,14 @@ def _entry_problem(path: Path) -> str | None:
     if size != expected:
         return f"{size} bytes where its header promises {expected}"
     return None
+
+
+def entry_shape(path: Path) -> tuple[int, int, int] | None:
+    """The ``(channels, frames, dims)`` of a sound cache entry, or ``None`` when it is
+    missing or damaged."""
+    if npy_problem(path) is not None:
+        return None
+    return tuple(read_npy_header(path)[0])
 
 
 def _array_problem(array: np.ndarray) -> str | None:

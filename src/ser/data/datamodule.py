@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ from ser.data.fold_checks import SPLITS, check_classes_covered, drop_unusable
 from ser.data.folds import Fold
 from ser.data.frontend import FrontEnd, check_same_frontend
 from ser.data.minority import fixed_minority, fold_policy
-from ser.data.normalization import Normalizer, check_padding, fit_normalizer, frame_weights
+from ser.data.normalization import Normalizer, check_padding, coverage, fit_normalizer
 from ser.data.resident import ResidentLoader, resident_device
 from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, Sliding
 from ser.data.source import FeatureSource
+from ser.data.store import DiskFrames, MemoryFrames, check_store
 from ser.errors import ConfigError, CorpusError, require_batch_size
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,13 @@ class SERDataModule(L.LightningDataModule):
             (:class:`~ser.data.resident.ResidentLoader`: the same batches, no workers, no
             copy per step). ``auto``: on a GPU with one process; ``true`` also on the CPU.
             Not with DDP (each process would see every batch).
+        store: where the fold's frames are read from during the run. ``disk`` (default): a
+            sharded store packed once per corpus and front-end (:mod:`ser.data.store`), read
+            segment by segment, so a process holds the batch and the index, not the corpus,
+            and the processes of a node share it through the page cache; ``memory``: one
+            tensor in each process (no packed copy on disk).
+        fill_workers: processes that extract the features of a cold cache; ``None``: one
+            per core this job may use (its CPU affinity, e.g. SLURM's ``--cpus-per-task``).
 
     Example:
         >>> from ser.data.corpora import EmoDB
@@ -116,8 +125,16 @@ class SERDataModule(L.LightningDataModule):
         waveform_augment: WaveformAugmentations | None = None,
         test_split: bool = True,
         resident: bool | str = "auto",
+        store: str = "disk",
+        fill_workers: int | None = None,
     ) -> None:
         super().__init__()
+        self.store = check_store(store)
+        if fill_workers is not None and fill_workers < 1:
+            raise ConfigError(
+                f"datamodule.fill_workers={fill_workers}: give 1 or more processes, or null "
+                "for every core this job may use"
+            )
         if resident not in (True, False, "auto"):
             raise ConfigError(f"datamodule.resident={resident!r}: choose auto, true or false")
         require_batch_size("datamodule.batch_size", batch_size)
@@ -135,7 +152,12 @@ class SERDataModule(L.LightningDataModule):
         if not segment_s > 0:
             raise ConfigError(f"datamodule.segment_s={segment_s}: give a length in seconds > 0")
         self.features = features or LogMel3D()
-        self.source = FeatureSource(self.features, cache_dir=cache_dir, progress=progress)
+        self.source = FeatureSource(
+            self.features,
+            cache_dir=cache_dir,
+            progress=progress,
+            workers=fill_workers or len(os.sched_getaffinity(0)),
+        )
         #: the unperturbed features' cache
         self.cache = self.source.cache(corpus)
         self.segment_s = float(segment_s)
@@ -203,21 +225,26 @@ class SERDataModule(L.LightningDataModule):
         return self.source.fill(self.corpus, utterances)
 
     def prepare_data(self) -> None:
-        """Download the corpus if needed and compute the features not cached yet (with
-        waveform augmentation, also those of each version of the fold's training utterances;
-        a file that cannot be read is reported by the unperturbed pass)."""
+        """Download the corpus if needed, compute the features not cached yet (with waveform
+        augmentation, also those of each version of the fold's training utterances; a file
+        that cannot be read is reported by the unperturbed pass) and, with
+        ``store=disk``, pack the fold's store. Lightning calls it in one process per node,
+        so the ranks of a DDP run share one extraction and one packing."""
         self.corpus.prepare()
+        fold = self.fold
+        members = [u for u in self.corpus.utterances if fold.split_of(u.speaker) in self.splits]
         if self.splits == SPLITS:
-            self._fill(self.corpus.utterances)
+            report = self._fill(self.corpus.utterances)
         else:  # only the fold's built splits: the test speakers' audio is not read
-            fold = self.fold
-            built = [u for u in self.corpus.utterances if fold.split_of(u.speaker) in self.splits]
-            self._fill(built)
-        if self.variant_caches:
-            fold = self.fold
-            train = [u for u in self.corpus.utterances if fold.split_of(u.speaker) == "train"]
+            report = self._fill(members)
+        usable = [u for u in members if u.id not in report.bad]
+        train = [u for u in usable if fold.split_of(u.speaker) == "train"]
+        for variant in self.variant_caches:
+            self.source.fill(self.corpus, train, variant)
+        if self.store == "disk" and (self.skip_bad_audio or not report.bad):
+            self.source.pack(self.corpus, usable)
             for variant in self.variant_caches:
-                self.source.fill(self.corpus, train, variant)
+                self.source.pack(self.corpus, train, variant)
 
     # ----------------------------------------------------------------- fold set-up
     def setup(self, stage: str | None = None) -> None:
@@ -247,11 +274,7 @@ class SERDataModule(L.LightningDataModule):
         check_classes_covered(
             self.utterances, corpus=self.corpus, fold=fold, dropped=bool(self.dropped)
         )
-        # the unperturbed features of the fold, then each version's of its training utterances
-        features = self.source.load(self.corpus, usable)
-        for variant in self.variant_caches:
-            features += self.source.load(self.corpus, self.utterances["train"], variant)
-        frames, offsets, lengths = frame_store(features)
+        frames, offsets, lengths = self._frames(usable)
         tables = {}
         for split in self.splits:
             index = split_index[split]
@@ -276,8 +299,7 @@ class SERDataModule(L.LightningDataModule):
             tables["train"].start,
             tables["train"].valid,
         )
-        self.normalizer = fit_normalizer(frames, frame_weights(global_table, offsets, len(frames)))
-        frames = self.normalizer(frames)
+        self.normalizer = fit_normalizer(frames, coverage(global_table, offsets))
         self.class_weights = self.balance.class_weights(seg_labels, self.num_classes)
         self._sampler = self.balance.sampler(seg_labels, self.num_classes, self.seed)
 
@@ -298,10 +320,32 @@ class SERDataModule(L.LightningDataModule):
                 labels=labels,
                 table=tables[split],
                 length=self.segment_frames,
+                normalizer=self.normalizer,
                 padding=padding,
                 variants=train_versions if split == "train" else (),
             )
         log.info("%s", self.summary())
+
+    def _frames(
+        self, usable: list[Utterance]
+    ) -> tuple[MemoryFrames | DiskFrames, np.ndarray, np.ndarray]:
+        """``(frames, offsets, lengths)``: the unperturbed features of the fold's ``usable``
+        utterances, then each version's of its training utterances, on disk or in memory
+        (:attr:`store`)."""
+        versions = [(None, usable)] + [(v, self.utterances["train"]) for v in self.variant_caches]
+        if self.store == "memory":
+            features = []
+            for variant, utterances in versions:
+                features += self.source.load(self.corpus, utterances, variant)
+            return frame_store(features)
+        stores = [self.source.pack(self.corpus, utts, variant) for variant, utts in versions]
+        frames = stores[0].frames
+        offsets, lengths = [stores[0].offsets], [stores[0].lengths]
+        for store in stores[1:]:
+            offsets.append(store.offsets + frames.num_rows)
+            lengths.append(store.lengths)
+            frames += store.frames
+        return frames, np.concatenate(offsets), np.concatenate(lengths)
 
     def _train_versions(
         self,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from ser.data.normalization import Normalizer
 from ser.data.segments import SegmentTable
+from ser.data.store import DiskFrames, MemoryFrames
 
 
 class SegmentDataset(Dataset):
@@ -17,10 +20,13 @@ class SegmentDataset(Dataset):
 
     Items are dicts ``{"x", "y", "utt", "seg"}``: ``utt`` indexes the split's utterance list
     and ``seg`` the split's segment table, so predictions can be combined per utterance.
-    ``__getitems__`` gathers a whole batch in one indexing operation.
+    ``__getitems__`` reads a whole batch at once (:meth:`MemoryFrames.read_segments`, one
+    gather; :meth:`DiskFrames.read_segments`, one file read per segment) and normalises it.
 
     Args:
-        frames: normalised frames of all utterances, ``(total_frames, 3, n_mels)``.
+        frames: the frames of all utterances, ``(total_frames, 3, n_mels)``, as stored
+            (not normalised).
+        normalizer: the fold's z-score, applied to each batch; ``None``: frames as stored.
         offsets: first frame of each split utterance in ``frames``.
         labels: class index of each split utterance.
         table: the split's segments (``utterance`` indexes the split's utterances).
@@ -38,11 +44,12 @@ class SegmentDataset(Dataset):
     def __init__(
         self,
         *,
-        frames: torch.Tensor,
+        frames: MemoryFrames | DiskFrames,
         offsets: torch.Tensor,
         labels: torch.Tensor,
         table: SegmentTable,
         length: int,
+        normalizer: Normalizer | None = None,
         padding: torch.Tensor | None = None,
         variants: Sequence[tuple[torch.Tensor, SegmentTable]] = (),
     ) -> None:
@@ -55,6 +62,9 @@ class SegmentDataset(Dataset):
         self._valid = torch.from_numpy(table.valid)
         self._utterance = torch.from_numpy(table.utterance)
         self._steps = torch.arange(length)
+        self._mean, self._std = (
+            (None, None) if normalizer is None else (normalizer.mean, normalizer.std)
+        )
         self._variant_begin: torch.Tensor | None = None  # (versions, segments)
         self._variant_valid: torch.Tensor | None = None
         if variants:
@@ -69,18 +79,18 @@ class SegmentDataset(Dataset):
         return len(self.table)
 
     def to(
-        self, device: str | torch.device, *, moved: dict[int, torch.Tensor] | None = None
+        self, device: str | torch.device, *, moved: dict[int, Any] | None = None
     ) -> SegmentDataset:
-        """This split with its tensors on ``device`` (a shallow copy; batches are then
-        gathered there: :class:`~ser.data.resident.ResidentLoader`).
+        """This split with its tensors and frames on ``device`` (a shallow copy; batches are
+        then gathered there: :class:`~ser.data.resident.ResidentLoader`).
 
-        ``moved`` maps ``id(tensor)`` to its copy on ``device`` and is filled here: passing
+        ``moved`` maps ``id(value)`` to its copy on ``device`` and is filled here: passing
         the same dict for every split moves the frame store they share once.
         """
         moved = {} if moved is None else moved
         copied = copy.copy(self)
         for name, value in vars(self).items():
-            if isinstance(value, torch.Tensor):
+            if isinstance(value, torch.Tensor | MemoryFrames | DiskFrames):
                 if id(value) not in moved:
                     moved[id(value)] = value.to(device)
                 setattr(copied, name, moved[id(value)])
@@ -97,11 +107,13 @@ class SegmentDataset(Dataset):
         else:
             version = torch.randint(len(self._variant_begin), seg.shape, device=seg.device)
             begin, valid = self._variant_begin[version, seg], self._variant_valid[version, seg]
-        inside = self._steps < valid[:, None]  # (B, length)
-        rows = torch.where(inside, begin[:, None] + self._steps, 0)
-        x = self.frames[rows].mul_(inside[..., None, None])  # (B, length, 3, n_mels)
-        if self.padding is not None:  # no boolean indexing: that would sync a GPU
-            x = torch.where(inside[..., None, None], x, self.padding)
+        x = self.frames.read_segments(begin, valid, self.length)  # (B, length, 3, n_mels)
+        if self._mean is not None:
+            x = x.sub_(self._mean).div_(self._std)
+        # zeros, or the padding frame, past each segment's end; no boolean indexing: that
+        # would sync a GPU
+        inside = (self._steps < valid[:, None])[..., None, None]
+        x = torch.where(inside, x, 0.0 if self.padding is None else self.padding)
         utt = self._utterance[seg]
         return {
             "x": x.permute(0, 2, 1, 3).contiguous(),
@@ -111,15 +123,15 @@ class SegmentDataset(Dataset):
         }
 
 
-def frame_store(features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Utterance features ``(3, T_i, n_mels)`` as one time-major store.
+def frame_store(features: Sequence[torch.Tensor]) -> tuple[MemoryFrames, np.ndarray, np.ndarray]:
+    """Utterance features ``(3, T_i, n_mels)`` as one time-major store in memory.
 
     Returns ``(frames, offsets, lengths)``: ``frames`` ``(sum T_i, 3, n_mels)``, where
     utterance ``i`` starts at ``offsets[i]`` and has ``lengths[i]`` frames.
     """
     lengths = np.array([f.shape[1] for f in features], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return torch.cat([f.transpose(0, 1) for f in features]), offsets, lengths
+    return MemoryFrames(torch.cat([f.transpose(0, 1) for f in features])), offsets, lengths
 
 
 def rescale_segments(

@@ -44,6 +44,9 @@ class FrontEnd(nn.Module):
     min_samples: int
     #: utterances per :meth:`extract_many` call while filling the cache
     batch_utterances: int = 1
+    #: whether a cold cache may be filled by several processes, each with its own copy of
+    #: the front-end (``False`` for a large encoder: one copy, batched, on one device)
+    parallel_fill: bool = True
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments that determine the output (``cls(**config())``

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ser.data.segments import SegmentTable
+from ser.data.store import DiskFrames, MemoryFrames
 from ser.errors import ConfigError
 
 
@@ -58,16 +59,27 @@ def check_padding(padding: str) -> str:
     return padding
 
 
-def frame_weights(table: SegmentTable, offsets: np.ndarray, total_frames: int) -> np.ndarray:
-    """How many segments of ``table`` cover each stored frame (padding is not a frame).
+def coverage(table: SegmentTable, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(start, stop, count)``: runs of frame-store rows covered by the same positive
+    number of segments of ``table`` (padding is not a row), in row order.
 
-    ``offsets[i]`` is where utterance ``i`` starts in the frame store.
+    ``offsets[i]`` is where utterance ``i`` starts in the store. Its size is that of the
+    table, not of the store, so statistics over a store larger than memory need no array
+    per row.
+
+    Example:
+        >>> a = np.array
+        >>> table = SegmentTable(a([0, 0, 1]), a([0, 2, 0]), a([4, 4, 3]))
+        >>> [r.tolist() for r in coverage(table, offsets=a([0, 10]))]
+        [[0, 2, 4, 10], [2, 4, 6, 13], [1, 2, 1, 1]]
     """
     begin = offsets[table.utterance] + table.start
-    diff = np.zeros(total_frames + 1, dtype=np.int64)
-    np.add.at(diff, begin, 1)
-    np.add.at(diff, begin + table.valid, -1)
-    return np.cumsum(diff[:-1])
+    points = np.concatenate([begin, begin + table.valid])
+    delta = np.concatenate([np.ones(len(begin)), -np.ones(len(begin))]).astype(np.int64)
+    rows, inverse = np.unique(points, return_inverse=True)
+    count = np.cumsum(np.bincount(inverse, weights=delta, minlength=len(rows)).astype(np.int64))
+    keep = count[:-1] > 0
+    return rows[:-1][keep], rows[1:][keep], count[:-1][keep]
 
 
 class NonFiniteFeaturesError(ValueError):
@@ -82,58 +94,60 @@ class NonFiniteFeaturesError(ValueError):
 
 
 def fit_normalizer(
-    frames: torch.Tensor,
-    weights: np.ndarray,
+    frames: MemoryFrames | DiskFrames,
+    runs: tuple[np.ndarray, ...],
     *,
     min_std: float = 1e-5,
     chunk_frames: int = 65536,
 ) -> Normalizer:
-    """Weighted mean and std of ``frames`` ``(total, channels, n_mels)``.
+    """Weighted mean and std of the store ``frames`` ``(rows, channels, n_mels)``.
 
-    Each frame counts as often as training segments cover it, so the statistics are those of
-    exactly what the model is trained on, without the zero padding. Frames of weight 0 (other
-    splits) are never read. Two passes (the mean, then the squared deviations from it) over
-    blocks of ``chunk_frames`` store rows, accumulated in float64: the extra memory is that of
-    one block, not of the store. A non-finite training frame is a
-    :class:`NonFiniteFeaturesError` naming its row.
+    ``runs`` (:func:`coverage`) says how often training segments cover each row, so the
+    statistics are those of exactly what the model is trained on, without the zero padding.
+    Rows of no training segment (other splits) are never read. Two passes (the mean, then
+    the squared deviations from it) over blocks of at most ``chunk_frames`` contiguous rows,
+    accumulated in float64: the extra memory is that of one block, not of the store. A
+    non-finite training frame is a :class:`NonFiniteFeaturesError` naming its row.
     """
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames={chunk_frames}: must be at least 1")
     total = 0.0
-    acc = torch.zeros(frames.shape[1:], dtype=torch.float64)
-    for start, rows, w in _training_blocks(weights, chunk_frames):
-        x = _rows(frames, start, rows)
+    acc: torch.Tensor | None = None
+    for start, w in _training_blocks(runs, chunk_frames):
+        x = frames.read_rows(start, start + len(w)).to(torch.float64)
         part = torch.einsum("t,tcf->cf", w, x)
         if not torch.isfinite(part).all():
             bad = torch.nonzero(~torch.isfinite(x).flatten(1).all(1))[0].item()
-            raise NonFiniteFeaturesError(start + int(rows[bad]))
-        acc += part
+            raise NonFiniteFeaturesError(start + int(bad))
+        acc = part if acc is None else acc + part
         total += float(w.sum())
-    if total <= 0:
+    if acc is None or total <= 0:
         raise ValueError("normalisation needs at least one training frame")
     mean = acc / total
     acc.zero_()
-    for start, rows, w in _training_blocks(weights, chunk_frames):
-        acc += torch.einsum("t,tcf->cf", w, _rows(frames, start, rows).sub_(mean).square_())
+    for start, w in _training_blocks(runs, chunk_frames):
+        x = frames.read_rows(start, start + len(w)).to(torch.float64)
+        acc += torch.einsum("t,tcf->cf", w, x.sub_(mean).square_())
     std = (acc / total).sqrt()
     return Normalizer(mean=mean.float(), std=std.clamp_min(min_std).float())
 
 
 def _training_blocks(
-    weights: np.ndarray, chunk_frames: int
-) -> Iterator[tuple[int, np.ndarray, torch.Tensor]]:
-    """``(start, rows, w)`` per block of store rows with training frames.
-
-    ``rows`` are the block's rows of positive weight, relative to ``start``; ``w`` their
-    weights in float64.
-    """
-    for start in range(0, len(weights), chunk_frames):
-        block = weights[start : start + chunk_frames]
-        rows = np.flatnonzero(block > 0)
-        if len(rows):
-            yield start, rows, torch.from_numpy(block[rows].astype(np.float64))
-
-
-def _rows(frames: torch.Tensor, start: int, rows: np.ndarray) -> torch.Tensor:
-    """``frames[start + rows]`` as a new float64 tensor (one block at most)."""
-    return frames[start + torch.from_numpy(rows)].to(torch.float64)
+    runs: tuple[np.ndarray, ...], chunk_frames: int
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(start, w)`` per block of contiguous covered rows: rows ``start:start + len(w)``
+    and their weights in float64 (at most ``chunk_frames`` rows)."""
+    block_start, block_end, parts = 0, 0, []
+    for start, stop, count in zip(*(r.tolist() for r in runs), strict=True):
+        while start < stop:
+            if parts and (start != block_end or block_end - block_start == chunk_frames):
+                yield block_start, torch.from_numpy(np.concatenate(parts))
+                parts = []
+            if not parts:
+                block_start = block_end = start
+            take = min(stop - start, chunk_frames - (block_end - block_start))
+            parts.append(np.full(take, count, dtype=np.float64))
+            block_end = start + take
+            start += take
+    if parts:
+        yield block_start, torch.from_numpy(np.concatenate(parts))

@@ -37,7 +37,9 @@ class ResidentLoader:
         >>> import numpy as np
         >>> from ser.data.segments import SegmentTable
         >>> table = SegmentTable(np.arange(4), np.zeros(4, dtype=np.int64), np.full(4, 2))
-        >>> data = SegmentDataset(frames=torch.randn(8, 3, 5), offsets=torch.arange(0, 8, 2),
+        >>> from ser.data.store import MemoryFrames
+        >>> data = SegmentDataset(frames=MemoryFrames(torch.randn(8, 3, 5)),
+        ...                       offsets=torch.arange(0, 8, 2),
         ...                       labels=torch.tensor([0, 1, 0, 1]), table=table, length=2)
         >>> loader = ResidentLoader(DataLoader(data, batch_size=3, collate_fn=lambda b: b),
         ...                         device="cpu")

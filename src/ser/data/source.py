@@ -9,6 +9,7 @@ each.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from ser.data.audio import load_audio
 from ser.data.cache import FeatureCache, FillReport
 from ser.data.corpora import Corpus, Utterance
 from ser.data.frontend import FrontEnd, failure
+from ser.data.store import FrameStore, pack
 from ser.errors import AudioError
 
 
@@ -30,6 +32,8 @@ class FeatureSource:
         frontend: waveform -> ``(channels, frames, dims)``.
         cache_dir: root of the feature cache; ``None`` computes features in memory.
         progress: show a progress bar while extracting.
+        workers: processes that fill a cold cache (:meth:`FeatureCache.fill`); a front-end
+            with ``parallel_fill = False`` (a large encoder) always uses one.
 
     Example:
         >>> from ser.data.features import LogMel3D
@@ -38,11 +42,17 @@ class FeatureSource:
     """
 
     def __init__(
-        self, frontend: FrontEnd, *, cache_dir: str | Path | None = None, progress: bool = True
+        self,
+        frontend: FrontEnd,
+        *,
+        cache_dir: str | Path | None = None,
+        progress: bool = True,
+        workers: int = 1,
     ) -> None:
         self.frontend = frontend
         self.cache_dir = cache_dir
         self.progress = progress
+        self.workers = workers if frontend.parallel_fill else 1
 
     # ------------------------------------------------------------------ one recording
     def waveform(
@@ -136,10 +146,26 @@ class FeatureSource:
         """Compute and cache the features of ``utterances`` not cached yet."""
         return self.cache(corpus, variant).fill(
             utterances,
-            lambda u: self.extract(u, variant),
+            partial(self.extract, variant=variant),
             progress=self.progress,
             extract_many=lambda us: self.extract_many(us, variant),
             batch=self.frontend.batch_utterances,
+            workers=self.workers,
+        )
+
+    def pack(
+        self,
+        corpus: Corpus,
+        utterances: Sequence[Utterance],
+        variant: WaveformVariant | None = None,
+    ) -> FrameStore:
+        """The packed on-disk store of ``utterances``' cached features (:mod:`ser.data.store`),
+        packed now when missing or damaged."""
+        return pack(
+            self.cache(corpus, variant),
+            utterances,
+            extract=lambda u: self.extract(u, variant),
+            progress=self.progress,
         )
 
     def load(

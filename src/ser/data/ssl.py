@@ -48,6 +48,7 @@ class SSLEncoder(FrontEnd):
     """
 
     kind = "ssl"
+    parallel_fill = False
     channels = 1
 
     def __init__(

@@ -6,6 +6,7 @@ from ser.data.corpora.emodb import EmoDB
 from ser.data.corpora.emovo import EMOVO
 from ser.data.corpora.iemocap import IEMOCAP
 from ser.data.corpora.manifest import Manifest
+from ser.data.corpora.msp_podcast import MSPPodcast
 from ser.data.corpora.ravdess import RAVDESS
 from ser.data.corpora.savee import SAVEE
 from ser.errors import CorpusError
@@ -19,6 +20,7 @@ __all__ = [
     "Corpus",
     "CorpusError",
     "EmoDB",
+    "MSPPodcast",
     "Manifest",
     "Utterance",
 ]
