@@ -6,8 +6,9 @@
   at once, one worker each: how many utterances each computed (the corpus's size each, if
   they did not share the work) and the slowest fill's wall time.
 
-One torch thread per process. The corpus is Emo-DB (``SER_EMODB_ROOT``) or RAVDESS
-(``--corpus ravdess``, ``SER_RAVDESS_ROOT``).
+One torch thread per process. The corpus is Emo-DB (``SER_EMODB_ROOT``), RAVDESS
+(``--corpus ravdess``, ``SER_RAVDESS_ROOT``) or a manifest (``--corpus OUT/manifest.csv``,
+e.g. ``python bench/synthetic_iemocap.py OUT``: 2,280 utterances of 4.5 s on average).
 
     python bench/cache_fill.py --workers 1 2 [--corpus ravdess]
     python bench/cache_fill.py --processes 4
@@ -24,9 +25,12 @@ from typing import Any
 
 
 def corpus(name: str) -> Any:
-    """The shared copy of ``name``, from its ``SER_<NAME>_ROOT``."""
-    from ser.data.corpora import RAVDESS, EmoDB
+    """The shared copy of ``name`` (from its ``SER_<NAME>_ROOT``), or the manifest corpus
+    at the path ``name`` (e.g. one written by bench/synthetic_iemocap.py)."""
+    from ser.data.corpora import RAVDESS, EmoDB, Manifest
 
+    if name.endswith(".csv"):
+        return Manifest(manifest=name)
     cls = {"emodb": EmoDB, "ravdess": RAVDESS}[name]
     return cls(root=os.environ[f"SER_{name.upper()}_ROOT"], download=False)
 
@@ -56,7 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", help="pool sizes of one fill")
     parser.add_argument("--processes", type=int, help="independent jobs filling at once")
-    parser.add_argument("--corpus", choices=["emodb", "ravdess"], default="emodb")
+    parser.add_argument(
+        "--corpus", default="emodb", help="emodb, ravdess, or a manifest (.csv) to fill"
+    )
     args = parser.parse_args()
     if not args.workers and not args.processes:
         parser.error("give --workers N [N ...] or --processes N")

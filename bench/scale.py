@@ -16,7 +16,8 @@ is everything after extraction. Then, per store:
 - ``pair`` (``--pair``): two ``loader`` processes at once on the same store: the sum of
   their RSS against one's (the page cache is shared, not counted in either).
 
-The first ``disk`` run of a size packs the store (timed apart, as ``pack_s``).
+Before the ``disk`` rows of a size, the store is packed afresh (timed apart, as
+``pack_s``). Each training run starts afresh (its run folder is deleted).
 
     python bench/scale.py OUT --utterances 2280 9120 36480 [--store disk memory baseline]
         [--baseline CHECKOUT] [--train-batches 20] [--pair] [--json OUT/scale.json]
@@ -34,6 +35,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -114,6 +116,8 @@ def train_row(manifest: Path, store: str, batches: int, tree: Path) -> dict:
     ]  # fmt: skip
     if store != "baseline":
         command.append(f"datamodule.store={store}")
+    timings.unlink(missing_ok=True)
+    shutil.rmtree(manifest.parent / "runs" / store, ignore_errors=True)  # a fresh run each time
     row = run(command, env, cwd=tree)
     return row | json.loads(timings.read_text())
 
@@ -176,10 +180,12 @@ def memory_now() -> dict[str, float]:
 
 
 def pack_store(manifest: Path) -> float:
-    """Pack fold 0's store (once per corpus); the seconds it took (0 when already packed)."""
+    """Pack fold 0's store afresh (an earlier one is deleted first); the seconds it took."""
     from ser.data import SERDataModule
     from ser.data.corpora import Manifest
 
+    for store in (manifest.parent / "cache").glob("*/store-*"):
+        shutil.rmtree(store)
     data = SERDataModule(
         corpus=Manifest(manifest=manifest), fold=0, cache_dir=manifest.parent / "cache",
         progress=True,

@@ -299,7 +299,7 @@ class Predictor:
             table=table,
             length=self.segment_frames,
             normalizer=self.normalizer,
-            padding=self.normalizer.padding_frame(self.padding),
+            padding=self.padding,
         )
         bf16 = self.precision.startswith("bf16")
         seg_probs = []

@@ -12,6 +12,7 @@ from ser.data.dataset import SegmentDataset, collate_segments
 from ser.data.normalization import Normalizer
 from ser.data.segments import FirstLast, Sliding
 from ser.data.store import DiskFrames, MemoryFrames
+from ser.errors import ConfigError
 
 L = 300
 
@@ -87,32 +88,49 @@ def test_padding_frames_are_exactly_zero(split):
     assert int(dataset.table.valid[0]) == 120  # the short utterance is padded
 
 
-def test_padding_frames_hold_the_given_padding(split):
+@pytest.mark.parametrize("padding", ["mean", "zeros"])
+def test_padding_frames_hold_the_z_score_of_the_padding_mode(split, padding):
+    """``mean``: zeros after the z-score; ``zeros``: the z-score of zero features,
+    ``-mean / std`` (here worked out by hand)."""
     dataset, _, offsets, _ = split
-    pad = -torch.arange(3 * 40, dtype=torch.float32).reshape(3, 40) - 0.5
+    mean = torch.tensor([1.0, -4.0, 0.5]).repeat_interleave(40).reshape(3, 40)
+    std = torch.tensor([2.0, 4.0, 0.5]).repeat_interleave(40).reshape(3, 40)
     padded = SegmentDataset(
         frames=dataset.frames,
         offsets=torch.tensor(offsets),
         labels=dataset.labels,
         table=dataset.table,
         length=L,
-        padding=pad,
+        normalizer=Normalizer(mean=mean, std=std),
+        padding=padding,
     )
+    expected = {"mean": [0.0, 0.0, 0.0], "zeros": [-0.5, 1.0, -1.0]}[padding]
+    pad = torch.tensor(expected).repeat_interleave(40).reshape(3, 40)
     batch = padded.__getitems__(range(len(padded)))
-    plain = dataset.__getitems__(range(len(dataset)))
     for row in range(len(padded)):
         valid = int(padded.table.valid[row])
-        assert torch.equal(batch["x"][row, :, :valid], plain["x"][row, :, :valid])
         assert torch.equal(batch["x"][row, :, valid:], pad[:, None].expand(3, L - valid, 40))
     assert int(padded.table.valid[0]) == 120  # the short utterance is padded
     assert torch.equal(padded[0]["x"], batch["x"][0])  # single items too
+
+
+def test_an_unknown_padding_is_refused(split):
+    dataset, _, offsets, _ = split
+    with pytest.raises(ConfigError, match=r"datamodule\.padding='edge': choose one of mean, zeros"):
+        SegmentDataset(
+            frames=dataset.frames,
+            offsets=torch.tensor(offsets),
+            labels=dataset.labels,
+            table=dataset.table,
+            length=L,
+            padding="edge",
+        )
 
 
 def test_the_normalizer_applies_to_the_frames_not_the_padding(split):
     dataset, frames, offsets, _ = split
     mean = torch.linspace(-3, 3, 120).reshape(3, 40)
     std = torch.linspace(0.5, 2, 120).reshape(3, 40)
-    pad = torch.full((3, 40), -7.0)
     normalized = SegmentDataset(
         frames=dataset.frames,
         offsets=torch.tensor(offsets),
@@ -120,7 +138,6 @@ def test_the_normalizer_applies_to_the_frames_not_the_padding(split):
         table=dataset.table,
         length=L,
         normalizer=Normalizer(mean=mean, std=std),
-        padding=pad,
     )
     batch = normalized.__getitems__(range(len(normalized)))
     table = normalized.table
@@ -129,7 +146,8 @@ def test_the_normalizer_applies_to_the_frames_not_the_padding(split):
         raw = frames[offsets[utt] + start : offsets[utt] + start + valid]
         expected = ((raw - mean) / std).permute(1, 0, 2)
         torch.testing.assert_close(batch["x"][row, :, :valid], expected, rtol=0, atol=1e-6)
-        assert (batch["x"][row, :, valid:] == -7.0).all()
+        assert (batch["x"][row, :, valid:] == 0).all()
+    assert batch["x"].is_contiguous()
 
 
 def test_single_item_equals_the_batched_path(split):

@@ -166,17 +166,6 @@ def test_a_non_finite_frame_outside_training_is_ignored():
     assert torch.equal(normalizer.std, expected.std)
 
 
-def test_padding_frame_of_each_mode():
-    mean = torch.tensor([[1.0, -4.0], [0.5, 2.0], [-3.0, 0.0]])
-    std = torch.tensor([[2.0, 4.0], [0.5, 1.0], [3.0, 10.0]])
-    normalizer = Normalizer(mean=mean, std=std)
-    assert normalizer.padding_frame("mean") is None  # the dataset's zeros: the training mean
-    expected = torch.tensor([[-0.5, 1.0], [-1.0, -2.0], [1.0, 0.0]])  # -mean / std by hand
-    assert torch.equal(normalizer.padding_frame("zeros"), expected)
-    with pytest.raises(ConfigError, match=r"datamodule\.padding='edge': choose one of mean, zeros"):
-        normalizer.padding_frame("edge")
-
-
 # ------------------------------------------------------------- through SERDataModule
 
 

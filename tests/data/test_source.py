@@ -73,11 +73,19 @@ def test_a_front_end_failure_names_the_file_and_is_skipped_like_bad_audio(emodb_
 
 
 @pytest.mark.slow  # two fresh processes import torch
-def test_a_fill_in_two_processes_stores_what_one_process_stores(emodb_root, tmp_path):
+def test_a_fill_in_two_processes_stores_what_one_process_stores(emodb_root, tmp_path, monkeypatch):
     """Enough utterances for several chunks, one of them unreadable: the same entries, bit
     for bit, the same bad record, and every utterance counted once."""
+    from ser.data import cache
     from ser.data.cache import FILL_CHUNK
     from ser.data.corpora import EmoDB
+
+    monkeypatch.setattr(cache, "PARALLEL_AFTER_S", 0.0)  # parallel however fast the chunk
+    pools = []
+    real_pool = cache.ProcessPoolExecutor
+    monkeypatch.setattr(
+        cache, "ProcessPoolExecutor", lambda *a, **k: pools.append(a) or real_pool(*a, **k)
+    )
 
     corpus = EmoDB(root=emodb_root, download=False)
     utterances = corpus.utterances[: 2 * FILL_CHUNK + 5]
@@ -89,7 +97,9 @@ def test_a_fill_in_two_processes_stores_what_one_process_stores(emodb_root, tmp_
     serial = FeatureSource(LogMel3D(), cache_dir=tmp_path / "one", progress=False)
     parallel = FeatureSource(LogMel3D(), cache_dir=tmp_path / "two", progress=False, workers=2)
     one = serial.fill(corpus, utterances)
+    assert pools == []
     two = parallel.fill(corpus, utterances)
+    assert [args[0] for args in pools] == [2]
     assert two.computed == one.computed == len(utterances) - 1
     assert two.cached == 0 and list(two.bad) == list(one.bad) == ["broken"]
     for utterance in utterances:

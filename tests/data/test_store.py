@@ -17,7 +17,14 @@ from ser.data import SERDataModule
 from ser.data.cache import FeatureCache
 from ser.data.corpora import EmoDB, Utterance
 from ser.data.dataset import collate_segments
-from ser.data.store import DiskFrames, FrameStore, StoreDamagedError, pack, store_directory
+from ser.data.store import (
+    DiskFrames,
+    FrameStore,
+    MemoryFrames,
+    StoreDamagedError,
+    pack,
+    store_directory,
+)
 from ser.errors import ConfigError
 
 CHANNELS, DIMS = 3, 4
@@ -70,17 +77,19 @@ def test_pack_writes_whole_utterances_in_shards_and_reads_them_back(tmp_path):
     assert np.array_equal(store.frames.read_rows(3, 70).numpy(), rows[3:70])  # across shards
 
 
-def test_read_segments_equal_slices_zero_padded(tmp_path):
+def test_read_segments_equal_slices_then_the_fill_frame(tmp_path):
     cache, utterances = corpus_entries(tmp_path, LENGTHS)
     store = pack(cache, utterances, shard_bytes=50 * FRAME_BYTES, progress=False)
     rows = expected_rows(cache, utterances)
     begin = torch.tensor([int(store.offsets[u]) for u in (6, 1, 2, 4)]) + torch.tensor([3, 0, 0, 9])
     valid = torch.tensor([20, 40, 1, 24])
-    batch = store.frames.read_segments(begin, valid, 30)
-    assert batch.shape == (4, 30, CHANNELS, DIMS)
-    for i, (b, v) in enumerate(zip(begin.tolist(), valid.tolist(), strict=True)):
-        assert np.array_equal(batch[i, : min(v, 30)].numpy(), rows[b : b + min(v, 30)])
-        assert (batch[i, v:] == 0).all()
+    fill = -torch.arange(CHANNELS * DIMS, dtype=torch.float32).reshape(CHANNELS, DIMS) - 1
+    for frames in (store.frames, MemoryFrames(torch.from_numpy(rows))):
+        batch = frames.read_segments(begin, valid, 30, fill=fill)
+        assert batch.shape == (4, 30, CHANNELS, DIMS)
+        for i, (b, v) in enumerate(zip(begin.tolist(), valid.tolist(), strict=True)):
+            assert np.array_equal(batch[i, : min(v, 30)].numpy(), rows[b : b + min(v, 30)])
+            assert torch.equal(batch[i, v:], fill.expand(max(0, 30 - v), CHANNELS, DIMS))
 
 
 def test_a_packed_store_is_reused_and_keyed_by_the_utterances(tmp_path):

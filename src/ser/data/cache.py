@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import pickle
 import random
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -50,6 +51,10 @@ FEATURE_VERSION = 1
 #: utterances per task of a parallel fill: enough to amortise a task, few enough for an even
 #: share and a moving progress bar
 FILL_CHUNK = 32
+
+#: a fill is parallel when its rest would take longer than this in one process: starting a
+#: process (importing torch) takes a few seconds
+PARALLEL_AFTER_S = 10.0
 
 
 @dataclass
@@ -143,9 +148,9 @@ class FeatureCache:
         padded batches (:class:`~ser.data.ssl.SSLEncoder`) fills the cache faster.
 
         ``workers`` > 1 extracts in that many processes (started fresh, each with one
-        thread; ``extract`` must pickle), in chunks of :data:`FILL_CHUNK` utterances: the
-        chunks share the work as concurrent fillers do. Fewer missing entries than two
-        chunks are extracted here.
+        thread; ``extract`` must pickle), in chunks of :data:`FILL_CHUNK` utterances that
+        share the work as concurrent fillers do, once the first chunk, extracted here, shows
+        the rest would take more than :data:`PARALLEL_AFTER_S` seconds in this process.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         if not (self.directory / "meta.json").exists():
@@ -170,13 +175,41 @@ class FeatureCache:
         # that process's current utterance and walks with it from then on.) A private
         # generator, seeded by the system: the global random state stays as it is.
         random.Random().shuffle(todo)
-        if workers > 1 and len(todo) >= 2 * FILL_CHUNK:
-            self._fill_in_processes(todo, extract, report, workers=workers, progress=progress)
-            todo = []
         bar = tqdm(
             total=len(todo), desc=f"features -> {self.directory}", unit="utt",
             disable=not (progress and todo),
         )  # fmt: skip
+        # the first chunk here, and the rest in processes when it would take longer than
+        # starting them (each imports torch) is worth
+        here = todo[:FILL_CHUNK] if workers > 1 else todo
+        started = time.monotonic()
+        self._extract_here(here, extract, extract_many, batch, report, bar)
+        rest = todo[len(here) :]
+        if rest and (time.monotonic() - started) / len(here) * len(rest) > PARALLEL_AFTER_S:
+            self._fill_in_processes(rest, extract, report, workers=workers, bar=bar)
+        else:
+            self._extract_here(rest, extract, extract_many, batch, report, bar)
+        bar.close()
+        if report.computed or report.recomputed or report.bad:
+            log.info(
+                "feature cache %s: computed %d, cached %d, damaged and recomputed %d, unusable %d",
+                self.directory, report.computed, report.cached, report.recomputed,
+                len(report.bad),
+            )  # fmt: skip
+        # in the corpus's order, not the random one: errors quote the first few
+        report.bad = {u.id: report.bad[u.id] for u in utterances if u.id in report.bad}
+        return report
+
+    def _extract_here(
+        self,
+        todo: list[tuple[Utterance, Path, bool]],
+        extract: Callable[[Utterance], torch.Tensor],
+        extract_many: Callable[[list[Utterance]], list[torch.Tensor | AudioError]] | None,
+        batch: int,
+        report: FillReport,
+        bar: tqdm,
+    ) -> None:
+        """Extract and store the ``todo`` entries in this process, ``batch`` per call."""
         for first in range(0, len(todo), batch):
             missing = []
             for utterance, target, deleted in todo[first : first + batch]:
@@ -200,16 +233,6 @@ class FeatureCache:
                 _store(target, outcome)
                 report.computed += 1
             bar.update(min(batch, len(todo) - first))
-        bar.close()
-        if report.computed or report.recomputed or report.bad:
-            log.info(
-                "feature cache %s: computed %d, cached %d, damaged and recomputed %d, unusable %d",
-                self.directory, report.computed, report.cached, report.recomputed,
-                len(report.bad),
-            )  # fmt: skip
-        # in the corpus's order, not the random one: errors quote the first few
-        report.bad = {u.id: report.bad[u.id] for u in utterances if u.id in report.bad}
-        return report
 
     def _fill_in_processes(
         self,
@@ -218,16 +241,13 @@ class FeatureCache:
         report: FillReport,
         *,
         workers: int,
-        progress: bool,
+        bar: tqdm,
     ) -> None:
         """Extract the ``todo`` entries in ``workers`` fresh processes, chunk by chunk,
         adding what they did to ``report`` (a damaged entry was already counted)."""
         chunks = [todo[i : i + FILL_CHUNK] for i in range(0, len(todo), FILL_CHUNK)]
         context = multiprocessing.get_context("spawn")  # a forked torch can deadlock
-        bar = tqdm(
-            total=len(todo), desc=f"features -> {self.directory} ({workers} processes)",
-            unit="utt", disable=not progress,
-        )  # fmt: skip
+        bar.set_description(f"features -> {self.directory} ({workers} processes)")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
             futures = {
                 pool.submit(_fill_chunk, self, extract, [u for u, _, _ in chunk]): len(chunk)
@@ -239,7 +259,6 @@ class FeatureCache:
                 report.cached += part.cached
                 report.bad.update(part.bad)
                 bar.update(futures[future])
-        bar.close()
 
     def load(
         self,

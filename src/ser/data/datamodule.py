@@ -304,7 +304,6 @@ class SERDataModule(L.LightningDataModule):
         self._sampler = self.balance.sampler(seg_labels, self.num_classes, self.seed)
 
         offsets_t = torch.from_numpy(offsets)
-        padding = self.normalizer.padding_frame(self.padding)
         train_versions = self._train_versions(
             tables["train"],
             offsets,
@@ -321,7 +320,7 @@ class SERDataModule(L.LightningDataModule):
                 table=tables[split],
                 length=self.segment_frames,
                 normalizer=self.normalizer,
-                padding=padding,
+                padding=self.padding,
                 variants=train_versions if split == "train" else (),
             )
         log.info("%s", self.summary())

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from ser.data.normalization import Normalizer
+from ser.data.normalization import Normalizer, check_padding
 from ser.data.segments import SegmentTable
 from ser.data.store import DiskFrames, MemoryFrames
 
@@ -31,8 +31,10 @@ class SegmentDataset(Dataset):
         labels: class index of each split utterance.
         table: the split's segments (``utterance`` indexes the split's utterances).
         length: segment length in frames.
-        padding: what the frames past ``table.valid`` hold, ``(channels, n_mels)``
-            (:meth:`ser.data.normalization.Normalizer.padding_frame`); ``None``: zeros.
+        padding: what the frames past ``table.valid`` hold (:data:`PADDINGS`): ``mean``
+            zeros after the z-score (the training mean), ``zeros`` zero features before it
+            (``-mean / std`` after). Either is written into the raw frames before the
+            z-score, so a batch is normalised in one pass with its padding.
         variants: versions of the same segments to read from instead (training with speed or
             noise augmentation, :mod:`ser.augment`): per version, the offsets of the split's
             utterances in ``frames`` and the table of the same segments in that version
@@ -50,21 +52,25 @@ class SegmentDataset(Dataset):
         table: SegmentTable,
         length: int,
         normalizer: Normalizer | None = None,
-        padding: torch.Tensor | None = None,
+        padding: str = "mean",
         variants: Sequence[tuple[torch.Tensor, SegmentTable]] = (),
     ) -> None:
         self.frames = frames
         self.labels = labels
         self.table = table
         self.length = length
-        self.padding = padding
+        self.padding = check_padding(padding)
         self._begin = offsets[torch.from_numpy(table.utterance)] + torch.from_numpy(table.start)
         self._valid = torch.from_numpy(table.valid)
         self._utterance = torch.from_numpy(table.utterance)
-        self._steps = torch.arange(length)
-        self._mean, self._std = (
-            (None, None) if normalizer is None else (normalizer.mean, normalizer.std)
-        )
+        # mean and std shaped for the batch's (B, channels, length, dims) layout; the raw
+        # value of a padded frame: the one whose z-score is the padding
+        self._mean = self._std = None
+        self._fill = torch.zeros(frames_shape(frames))
+        if normalizer is not None:
+            self._mean, self._std = normalizer.mean[:, None], normalizer.std[:, None]
+            if padding == "mean":
+                self._fill = normalizer.mean.clone()
         self._variant_begin: torch.Tensor | None = None  # (versions, segments)
         self._variant_valid: torch.Tensor | None = None
         if variants:
@@ -107,20 +113,26 @@ class SegmentDataset(Dataset):
         else:
             version = torch.randint(len(self._variant_begin), seg.shape, device=seg.device)
             begin, valid = self._variant_begin[version, seg], self._variant_valid[version, seg]
-        x = self.frames.read_segments(begin, valid, self.length)  # (B, length, 3, n_mels)
-        if self._mean is not None:
-            x = x.sub_(self._mean).div_(self._std)
-        # zeros, or the padding frame, past each segment's end; no boolean indexing: that
-        # would sync a GPU
-        inside = (self._steps < valid[:, None])[..., None, None]
-        x = torch.where(inside, x, 0.0 if self.padding is None else self.padding)
+        raw = self.frames.read_segments(begin, valid, self.length, fill=self._fill)
+        raw = raw.permute(0, 2, 1, 3)  # (B, 3, length, n_mels), a view
+        if self._mean is None:
+            x = raw.contiguous()
+        else:  # the copy to the batch's layout is the subtraction's output
+            x = torch.sub(raw, self._mean, out=raw.new_empty(raw.shape)).div_(self._std)
         utt = self._utterance[seg]
         return {
-            "x": x.permute(0, 2, 1, 3).contiguous(),
+            "x": x,
             "y": self.labels[utt],
             "utt": utt,
             "seg": seg,
         }
+
+
+def frames_shape(frames: MemoryFrames | DiskFrames) -> tuple[int, int]:
+    """``(channels, dims)`` of one frame of ``frames``."""
+    if isinstance(frames, MemoryFrames):
+        return tuple(frames.frames.shape[1:])
+    return frames.channels, frames.dims
 
 
 def frame_store(features: Sequence[torch.Tensor]) -> tuple[MemoryFrames, np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 """Z-score normalisation per channel and mel band, fitted on a fold's training segments.
 
 Segments shorter than their length are padded at the end; :data:`PADDINGS` are the two ways
-(``datamodule.padding``), and :meth:`Normalizer.padding_frame` gives the value a padded frame
-holds in the normalised segment. The statistics never include padding, in either mode.
+(``datamodule.padding``; :class:`~ser.data.dataset.SegmentDataset` writes them). The
+statistics never include padding, in either mode.
 """
 
 from __future__ import annotations
@@ -35,15 +35,6 @@ class Normalizer:
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> Normalizer:
         return cls(mean=state["mean"].float(), std=state["std"].float())
-
-    def padding_frame(self, padding: str) -> torch.Tensor | None:
-        """The normalised value of a padded frame ``(channels, n_mels)`` for ``padding``.
-
-        ``mean``: ``None``, i.e. zeros after the z-score (the training mean);
-        ``zeros``: the z-score of zero features, ``-mean / std`` (the original's padding).
-        """
-        check_padding(padding)
-        return None if padding == "mean" else self(torch.zeros_like(self.mean))
 
 
 #: how short segments are padded: ``mean`` pads the normalised features with zeros (the

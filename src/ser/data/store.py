@@ -76,13 +76,15 @@ class MemoryFrames:
         """Rows ``start:stop`` (a view)."""
         return self.frames[start:stop]
 
-    def read_segments(self, begin: torch.Tensor, valid: torch.Tensor, length: int) -> torch.Tensor:
-        """``(B, length, channels, dims)``: ``valid[i]`` rows from ``begin[i]``, then zeros.
-        One gather, on the frames' device, without a host synchronisation."""
+    def read_segments(
+        self, begin: torch.Tensor, valid: torch.Tensor, length: int, *, fill: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, length, channels, dims)``: ``valid[i]`` rows from ``begin[i]``, then the
+        frame ``fill``. One gather, on the frames' device, without a host synchronisation."""
         steps = torch.arange(length, device=begin.device)
-        inside = steps < valid[:, None]
-        rows = torch.where(inside, begin[:, None] + steps, 0)
-        return self.frames[rows].mul_(inside[..., None, None])
+        inside = (steps < valid[:, None])[..., None, None]
+        rows = torch.where(inside[..., 0, 0], begin[:, None] + steps, 0)
+        return torch.where(inside, self.frames[rows], fill)
 
     def to(self, device: str | torch.device) -> MemoryFrames:
         return MemoryFrames(self.frames.to(device))
@@ -159,12 +161,17 @@ class DiskFrames:
             row = end
         return torch.from_numpy(out)
 
-    def read_segments(self, begin: torch.Tensor, valid: torch.Tensor, length: int) -> torch.Tensor:
-        """``(B, length, channels, dims)``: ``valid[i]`` rows from ``begin[i]``, then zeros.
-        One read per segment, straight into the batch (a file read cannot be batched)."""
-        out = np.zeros((len(begin), length, self.channels, self.dims), dtype=np.float32)
+    def read_segments(
+        self, begin: torch.Tensor, valid: torch.Tensor, length: int, *, fill: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, length, channels, dims)``: ``valid[i]`` rows from ``begin[i]``, then the
+        frame ``fill``. One read per segment, straight into the batch (file reads cannot be
+        batched)."""
+        out = np.empty((len(begin), length, self.channels, self.dims), dtype=np.float32)
+        pad = fill.numpy()
         for i, (row, count) in enumerate(zip(begin.tolist(), valid.tolist(), strict=True)):
             self._read_into(out[i, :count], row)
+            out[i, count:] = pad
         return torch.from_numpy(out)
 
     def to(self, device: str | torch.device) -> MemoryFrames:
