@@ -37,6 +37,14 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (Linux; a
+    SLURM job's ``--cpus-per-task``), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
     """The CPU's feature flags from ``/proc/cpuinfo``; empty where it cannot be read."""
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from ser.data.segments import FirstLast, PerClass, SegmentPolicy, SegmentTable, 
 from ser.data.source import FeatureSource
 from ser.data.store import DiskFrames, MemoryFrames, check_store
 from ser.errors import ConfigError, CorpusError, require_batch_size
+from ser.hardware import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class SERDataModule(L.LightningDataModule):
     stretch of the recording (:func:`~ser.data.dataset.rescale_segments`). Segmenting,
     balance, class weights and the normalisation statistics come from the unperturbed
     features alone, so they equal those of a run without it; validation and test read the
-    unperturbed features only. Memory: one copy of the training features per version.
+    unperturbed features only. Each version adds a copy of the training features to the
+    store (on disk, or in memory with ``store=memory``).
 
     Args:
         corpus: the corpus (utterances and folds).
@@ -156,7 +157,7 @@ class SERDataModule(L.LightningDataModule):
             self.features,
             cache_dir=cache_dir,
             progress=progress,
-            workers=fill_workers or len(os.sched_getaffinity(0)),
+            workers=fill_workers or usable_cpus(),
         )
         #: the unperturbed features' cache
         self.cache = self.source.cache(corpus)
