@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = ["model=asrnn", "debug=fast", "print_config=false", "hydra.sweeper.n_trials=1"]
 
 
-def run(script: str, *args: str, root: Path, emodb: Path) -> subprocess.CompletedProcess:
+def run(
+    script: str, *args: str, root: Path, emodb: Path, cache: Path
+) -> subprocess.CompletedProcess:
     env = os.environ | {
         "SER_ROOT": str(root),
         "SER_EMODB_ROOT": str(emodb),
-        "SER_CACHE_DIR": str(root / "cache"),
+        "SER_CACHE_DIR": str(cache),
     }
     return subprocess.run(
         [sys.executable, str(REPO / script), *args],
@@ -46,14 +49,36 @@ def poisoned_emodb(emodb_root: Path, tmp_path: Path) -> Path:
     return tmp_path / "emodb"
 
 
+def cache_folder(emodb: Path, cache_dir: Path) -> Path:
+    """The folder of the default features of the Emo-DB copy at ``emodb`` in ``cache_dir``."""
+    from ser.data import SERDataModule
+    from ser.data.corpora import EmoDB
+
+    corpus = EmoDB(root=emodb, download=False)
+    return SERDataModule(corpus=corpus, fold=0, cache_dir=cache_dir, progress=False).cache.directory
+
+
+@pytest.fixture
+def poisoned_cache(poisoned_emodb, emodb_root, emodb_cache_dir, tmp_path) -> Path:
+    """A feature cache for ``poisoned_emodb`` holding the session cache's entries: an entry
+    is named after its file's resolved path, size and mtime, so every speaker but 03
+    (symlinks to the shared copy) is cached, and any use of speaker 03 reads its audio."""
+    cache_dir = tmp_path / "poisoned-cache"
+    target = cache_folder(poisoned_emodb, cache_dir)
+    target.mkdir(parents=True)
+    for entry in cache_folder(emodb_root, emodb_cache_dir).glob("*.npy"):
+        shutil.copy(entry, target / entry.name)
+    return cache_dir
+
+
 def test_a_trial_trains_and_validates_every_fold_without_reading_the_test_speaker(
-    poisoned_emodb, tmp_path
+    poisoned_emodb, poisoned_cache, tmp_path
 ):
     root = tmp_path / "root"
     root.mkdir()
     result = run(
         "train.py", "-m", "hparams_search=optuna", *FAST, "search.folds=[0]",
-        root=root, emodb=poisoned_emodb,
+        root=root, emodb=poisoned_emodb, cache=poisoned_cache,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     (trial,) = (root / "searches").glob("*/trial-*")
@@ -66,14 +91,19 @@ def test_a_trial_trains_and_validates_every_fold_without_reading_the_test_speake
     assert record["val_uar_per_fold"] == {"0": fold["val_uar_best"]}
 
     # the control: a run that tests fold 0 reads speaker 03 and stops, naming the file
-    tested = run("train.py", "model=asrnn", "debug=fast", root=root, emodb=poisoned_emodb)
+    tested = run(
+        "train.py", "model=asrnn", "debug=fast",
+        root=root, emodb=poisoned_emodb, cache=poisoned_cache,
+    )  # fmt: skip
     assert tested.returncode == 2 and "03a01Fa.wav" in tested.stderr
 
 
-def test_the_study_is_resumed_and_the_best_settings_test_every_fold(emodb_root, tmp_path):
+def test_the_study_is_resumed_and_the_best_settings_test_every_fold(
+    emodb_root, emodb_cache_dir, tmp_path
+):
     args = ["-m", "hparams_search=optuna", *FAST, "search.folds=[0,1]"]
     for _ in range(2):
-        result = run("train.py", *args, root=tmp_path, emodb=emodb_root)
+        result = run("train.py", *args, root=tmp_path, emodb=emodb_root, cache=emodb_cache_dir)
         assert result.returncode == 0, result.stderr[-3000:]
     (search_dir,) = (tmp_path / "searches").iterdir()
     study = optuna.load_study(
@@ -88,7 +118,10 @@ def test_the_study_is_resumed_and_the_best_settings_test_every_fold(emodb_root, 
     assert top == pytest.approx(study.best_value)
     assert "search_summary.md" in {p.name for p in search_dir.iterdir()}
 
-    best_cli = run("sweep.py", "best", str(search_dir), root=tmp_path, emodb=emodb_root)
+    best_cli = run(
+        "sweep.py", "best", str(search_dir),
+        root=tmp_path, emodb=emodb_root, cache=emodb_cache_dir,
+    )  # fmt: skip
     overrides = best_cli.stdout.split()
     assert overrides in [r["params"] for r in records if r["val_uar_mean"] == top]  # ties
     assert "augment=[specaugment,mixup]" in overrides
@@ -106,7 +139,7 @@ def test_a_search_selecting_on_a_test_metric_is_refused_before_its_first_trial(
 ):
     result = run(
         "train.py", "-m", "hparams_search=optuna", *FAST, "optimized_metric=test/uar",
-        root=tmp_path, emodb=emodb_root,
+        root=tmp_path, emodb=emodb_root, cache=tmp_path / "cache",
     )  # fmt: skip
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -145,7 +178,9 @@ def test_a_search_that_would_see_the_test_speakers_or_has_no_range_is_refused(
     assert len(lines) == 1 and message in lines[0]
 
 
-def test_a_failing_trial_is_recorded_failed_and_the_search_goes_on(emodb_root, tmp_path):
+def test_a_failing_trial_is_recorded_failed_and_the_search_goes_on(
+    emodb_root, emodb_cache_dir, tmp_path
+):
     """AdamW refuses a negative weight decay: every trial of this range fails at its start."""
     presets = tmp_path / "conf" / "hparams_search"
     presets.mkdir(parents=True)
@@ -157,7 +192,7 @@ def test_a_failing_trial_is_recorded_failed_and_the_search_goes_on(emodb_root, t
     result = run(
         "train.py", "-m", "hparams_search=negative", *FAST, "search.folds=[0]",
         "hydra.sweeper.n_trials=2", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-        root=tmp_path, emodb=emodb_root,
+        root=tmp_path, emodb=emodb_root, cache=emodb_cache_dir,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr.split("search: 2 trial(s) failed")[-1]
