@@ -267,7 +267,7 @@ def test_manifest_errors(compose_config, tmp_path, emodb_manifest, capsys):
 
     broken = tmp_path / "broken.csv"
     broken.write_text("file,emotion,speaker\na.wav,ang,s1\n")
-    assert f"{broken} lacks column(s) ['path', 'label']" in error_of(broken)
+    assert f"{broken} has no column(s) ['path', 'label']" in error_of(broken)
     missing = emodb_manifest.parent / "missing.csv"
     missing.write_text(emodb_manifest.read_text() + "audio/nowhere.wav,ang,03,\n")
     message = error_of(missing)

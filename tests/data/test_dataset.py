@@ -62,6 +62,19 @@ def by_hand(frames, offset, start, valid):
     return x.permute(1, 0, 2)
 
 
+def rebuilt(split, **options) -> SegmentDataset:
+    """The fixture's split again, with ``options`` (normalizer, padding)."""
+    dataset, _, offsets, _ = split
+    return SegmentDataset(
+        frames=dataset.frames,
+        offsets=torch.tensor(offsets),
+        labels=dataset.labels,
+        table=dataset.table,
+        length=L,
+        **options,
+    )
+
+
 def test_batch_equals_slicing_the_store_by_hand(split):
     dataset, frames, offsets, _ = split
     indices = list(range(len(dataset)))[::-1]  # any order
@@ -92,18 +105,9 @@ def test_padding_frames_are_exactly_zero(split):
 def test_padding_frames_hold_the_z_score_of_the_padding_mode(split, padding):
     """``mean``: zeros after the z-score; ``zeros``: the z-score of zero features,
     ``-mean / std`` (here worked out by hand)."""
-    dataset, _, offsets, _ = split
     mean = torch.tensor([1.0, -4.0, 0.5]).repeat_interleave(40).reshape(3, 40)
     std = torch.tensor([2.0, 4.0, 0.5]).repeat_interleave(40).reshape(3, 40)
-    padded = SegmentDataset(
-        frames=dataset.frames,
-        offsets=torch.tensor(offsets),
-        labels=dataset.labels,
-        table=dataset.table,
-        length=L,
-        normalizer=Normalizer(mean=mean, std=std),
-        padding=padding,
-    )
+    padded = rebuilt(split, normalizer=Normalizer(mean=mean, std=std), padding=padding)
     expected = {"mean": [0.0, 0.0, 0.0], "zeros": [-0.5, 1.0, -1.0]}[padding]
     pad = torch.tensor(expected).repeat_interleave(40).reshape(3, 40)
     batch = padded.__getitems__(range(len(padded)))
@@ -115,30 +119,15 @@ def test_padding_frames_hold_the_z_score_of_the_padding_mode(split, padding):
 
 
 def test_an_unknown_padding_is_refused(split):
-    dataset, _, offsets, _ = split
     with pytest.raises(ConfigError, match=r"datamodule\.padding='edge': choose one of mean, zeros"):
-        SegmentDataset(
-            frames=dataset.frames,
-            offsets=torch.tensor(offsets),
-            labels=dataset.labels,
-            table=dataset.table,
-            length=L,
-            padding="edge",
-        )
+        rebuilt(split, padding="edge")
 
 
 def test_the_normalizer_applies_to_the_frames_not_the_padding(split):
-    dataset, frames, offsets, _ = split
+    _, frames, offsets, _ = split
     mean = torch.linspace(-3, 3, 120).reshape(3, 40)
     std = torch.linspace(0.5, 2, 120).reshape(3, 40)
-    normalized = SegmentDataset(
-        frames=dataset.frames,
-        offsets=torch.tensor(offsets),
-        labels=dataset.labels,
-        table=dataset.table,
-        length=L,
-        normalizer=Normalizer(mean=mean, std=std),
-    )
+    normalized = rebuilt(split, normalizer=Normalizer(mean=mean, std=std))
     batch = normalized.__getitems__(range(len(normalized)))
     table = normalized.table
     for row in range(len(normalized)):

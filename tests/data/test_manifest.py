@@ -41,7 +41,7 @@ def test_required_columns_missing(tmp_path):
     message = str(err.value)
     assert str(manifest) in message
     assert "'path'" in message and "'speaker'" in message
-    assert "'label'" not in message.split("lacks column(s)")[1].split("]")[0]
+    assert "'label'" not in message.split("has no column(s)")[1].split("]")[0]
 
 
 def test_missing_manifest_file(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -208,3 +209,39 @@ def settle_unparsed(
         name, len(bad), total, root, reasons, listed,
     )  # fmt: skip
     return list(bad)
+
+
+def read_csv_rows(
+    path: Path, *, name: str, required: Sequence[str], fix: str
+) -> list[tuple[int, dict[str, str]]]:
+    """``(line number, row)`` of every data row of a CSV file whose header holds ``required``.
+
+    Keys are stripped, empty cells are ``""`` and a UTF-8 byte-order mark is dropped, as
+    spreadsheet exports write them. A missing column is one error naming the file, the
+    columns and its header.
+
+    Args:
+        path: the CSV file.
+        name: the corpus name the message starts with.
+        required: the columns the file must have.
+        fix: what to do about a missing column (the end of the message).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "labels.csv"
+        >>> _ = path.write_text("\\ufeffFile , Label\\na.wav,ang\\n")
+        >>> read_csv_rows(path, name="c", required=["File", "Label"], fix="")
+        [(2, {'File': 'a.wav', 'Label': 'ang'})]
+    """
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise CorpusError(
+                f"{name}: {path} has no column(s) {missing} (its header: {header}); {fix}"
+            )
+        return [
+            (line, {k.strip(): v or "" for k, v in row.items() if k})
+            for line, row in enumerate(reader, start=2)
+        ]

@@ -20,13 +20,12 @@ trains on the other three folds.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from ser.data.corpora.base import FileNameCorpus, Utterance
+from ser.data.corpora.base import FileNameCorpus, Utterance, read_csv_rows
 from ser.data.folds import Fold, column_folds
 from ser.errors import CorpusError
 
@@ -94,19 +93,16 @@ class CREMAD(FileNameCorpus):
         path = self.root / DEMOGRAPHICS
         if not path.is_file():
             return {}
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            missing = {"ActorID", "Sex"} - set(reader.fieldnames or ())
-            if missing:
-                raise CorpusError(
-                    f"crema_d: {path} has no column(s) {sorted(missing)} (its header: "
-                    f"{reader.fieldnames}); restore the official file from {SOURCE} or "
-                    "remove it (the genders are then unknown)"
-                )
-            rows = list(reader)
+        rows = read_csv_rows(
+            path,
+            name="crema_d",
+            required=["ActorID", "Sex"],
+            fix=f"restore the official file from {SOURCE} or remove it (the genders are then "
+            "unknown)",
+        )
         genders = {}
-        for line, row in enumerate(rows, start=2):
-            actor, sex = (row["ActorID"] or "").strip(), (row["Sex"] or "").strip()
+        for line, row in rows:
+            actor, sex = row["ActorID"].strip(), row["Sex"].strip()
             if actor not in ACTORS or sex not in SEX:
                 raise CorpusError(
                     f"crema_d: {path} line {line}: ActorID {actor!r}, Sex {sex!r}: expected an "

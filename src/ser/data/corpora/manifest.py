@@ -20,13 +20,12 @@ Example manifest::
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from ser.data.corpora.base import Corpus, Utterance
+from ser.data.corpora.base import Corpus, Utterance, read_csv_rows
 from ser.data.folds import Fold, column_folds, leave_one_speaker_out
 from ser.errors import CorpusError
 
@@ -90,16 +89,15 @@ class Manifest(Corpus):
         return str(self.manifest.resolve())
 
     def _read(self) -> list[dict[str, str]]:
-        with self.manifest.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in REQUIRED if c not in columns]
-            if missing:
-                raise CorpusError(
-                    f"manifest: {self.manifest} lacks column(s) {missing}; the header must "
-                    f"include {','.join(REQUIRED)} (optional gender,session,fold), got {columns}"
-                )
-            rows = [{k.strip(): v or "" for k, v in row.items() if k} for row in reader]
+        rows = [
+            row
+            for _, row in read_csv_rows(
+                self.manifest,
+                name="manifest",
+                required=REQUIRED,
+                fix=f"the header must include {','.join(REQUIRED)} (optional gender,session,fold)",
+            )
+        ]
         if not rows:
             raise CorpusError(
                 f"manifest: {self.manifest} has no rows, only its header: add one row per "

@@ -25,7 +25,6 @@ with each other, so Test2 rows are not compared with Test1 ones.)
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections import Counter
@@ -33,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ser.data.corpora.base import Corpus, Utterance
+from ser.data.corpora.base import Corpus, Utterance, read_csv_rows
 from ser.data.folds import Fold
 from ser.errors import CorpusError
 
@@ -265,19 +264,13 @@ class MSPPodcast(Corpus):
 def _read(path: Path) -> list[Row]:
     """The rows of the labels file (CSV or JSON); an error naming a missing column."""
     if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise CorpusError(
-                    f"msp_podcast: {path} has no column(s) {missing} (its header: {header}); "
-                    f"expected {', '.join(COLUMNS)}: restore the release's labels file"
-                )
-            entries = [
-                (f"line {line}", {k.strip(): v for k, v in row.items() if k})
-                for line, row in enumerate(reader, start=2)
-            ]
+        rows = read_csv_rows(
+            path,
+            name="msp_podcast",
+            required=COLUMNS,
+            fix=f"expected {', '.join(COLUMNS)}: restore the release's labels file",
+        )
+        entries = [(f"line {line}", row) for line, row in rows]
     else:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
