@@ -4,8 +4,9 @@
   not the last one.
 - ``test_uar``, ``test_wa``, ``test_f1``, ``recall`` and ``confusion`` equal scikit-learn's
   values computed from the run's own ``predictions``.
-- A training process killed (SIGKILL) in the middle of an epoch resumes from ``last.ckpt``
-  to the result of an uninterrupted run.
+- A training process stopped by SIGTERM (``kill``, ``scancel``) in the middle of an epoch
+  exits with code 143, writes no results, and resumes from ``last.ckpt`` to the result of an
+  uninterrupted run. (``tests/test_sweep.py`` SIGKILLs a sweep and reruns it.)
 - A 2-process DDP run scores exactly what one process scores with the same checkpoint.
 
 The expected values come from outside the code under test: scikit-learn, ``metrics.csv``
@@ -61,14 +62,15 @@ class WipeAtLastEpoch(L.Callback):
 
 
 class KillAt(L.Callback):
-    """SIGKILLs its own process at batch ``batch`` of epoch ``epoch``: an interrupted run."""
+    """Sends its own process ``signal_name`` at batch ``batch`` of epoch ``epoch``: an
+    interrupted run."""
 
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
+    def __init__(self, epoch: int, batch: int, signal_name: str = "SIGKILL") -> None:
+        self.epoch, self.batch, self.signal = epoch, batch, signal.Signals[signal_name]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.signal)
 
 
 def logged(run_dir: Path, metric: str, by: str) -> dict[int, float]:
@@ -289,11 +291,17 @@ def test_a_run_killed_mid_fit_resumes_to_the_uninterrupted_result(
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     kill = [f"+callbacks.kill._target_={KillAt.__module__}.KillAt", "+callbacks.kill.epoch=3",
-            "+callbacks.kill.batch=1"]  # fmt: skip
+            "+callbacks.kill.batch=1", "+callbacks.kill.signal_name=SIGTERM"]  # fmt: skip
     killed = run_train([*common, *kill, f"hydra.run.dir={killed_dir}"], tmp_path, emodb_root)
-    assert killed.returncode == -signal.SIGKILL
-    assert not (killed_dir / "results.json").exists()
+    # Lightning alone would exit 0 here, as if the run had finished
+    assert killed.returncode == 128 + signal.SIGTERM, killed.stderr[-3000:]
     last = killed_dir / "checkpoints" / "last.ckpt"
+    assert (
+        f"stopped by SIGTERM before it finished (no results.json); resume it with the same "
+        f"command plus ckpt_path={last} hydra.run.dir={killed_dir}" in killed.stdout + killed.stderr
+    )
+    assert not (killed_dir / "results.json").exists()
+    assert not (killed_dir / "error.json").exists()
     state = torch.load(last, map_location="cpu", weights_only=False)
     assert state["epoch"] == 2 and state["global_step"] == 9  # after 3 epochs of 3 batches
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
+import sys
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from ser.errors import exit_on_user_error
@@ -29,6 +32,9 @@ from ser.trial import search_trial
 log = logging.getLogger(__name__)
 
 Run = Callable[[DictConfig], dict[str, Any]]
+
+#: the exit code of a run stopped by SIGTERM, as a shell reports a process it killed
+SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -52,8 +58,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not in_multirun():
         if os.environ.get("SLURM_JOB_ID") and distributed_rank() == 0:
             run = _recording_failure(run)  # a batch job's log is not where users look first
-        return exit_on_user_error(_locked(run))(cfg)
+        with _exit_on_sigterm(output_dir):
+            return exit_on_user_error(_locked(run))(cfg)
     with ExitStack() as stack:
+        stack.enter_context(_exit_on_sigterm(output_dir))
         try:
             stack.enter_context(run_folder_lock(output_dir))
         except RunFolderBusyError as err:  # the folder is another process's: write nothing
@@ -73,6 +81,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return {}
+
+
+@contextmanager
+def _exit_on_sigterm(output_dir: Path) -> Iterator[None]:
+    """A run stopped by SIGTERM (``kill``, ``scancel``, a SLURM time limit) exits with
+    :data:`SIGTERM_EXIT_CODE`, saying how to resume it.
+
+    Lightning stops at the next batch by raising ``SIGTERMException``, a ``SystemExit`` with
+    code 0: the process, and a sweep with it, would end as if it had succeeded.
+    """
+    try:
+        yield
+    except SIGTERMException:
+        resume = (
+            "rerun the same command to resume it"
+            if in_multirun()
+            else f"resume it with the same command plus ckpt_path={output_dir}/checkpoints/"
+            f"last.ckpt hydra.run.dir={output_dir}"
+        )
+        log.error("run %s stopped by SIGTERM before it finished (no results.json); %s",
+                  output_dir, resume)  # fmt: skip
+        finish_loggers(exit_code=SIGTERM_EXIT_CODE)
+        sys.exit(SIGTERM_EXIT_CODE)
 
 
 def _recording_failure(run: Run) -> Run:
