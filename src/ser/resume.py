@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from omegaconf import DictConfig
 
@@ -97,3 +98,16 @@ def claim_checkpoints(cfg: DictConfig) -> None:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output_dir / CHECKPOINTS_OWNER, {"config_hash": config_hash(cfg)})
+
+
+def resume_epochs_as_epochs(trainer: L.Trainer) -> None:
+    """Resume a ``max_steps`` run from an end-of-epoch ``last.ckpt`` as Lightning resumes a
+    ``max_epochs`` run: with the next epoch, exactly where the uninterrupted run goes on.
+
+    With ``max_steps`` set, Lightning 2.6 marks every resume as restarting inside an epoch,
+    even from a checkpoint saved at an epoch's end (``_FitLoop.restarting``; its issue
+    #19617). It then trains one extra step and draws the next epoch's shuffle at another
+    point, so the resumed run trains on other batches than the uninterrupted one. ``ser``
+    saves ``last.ckpt`` only at epoch ends, so the epoch-based path is the right one.
+    """
+    trainer.fit_loop._iteration_based_training = lambda: False

@@ -33,6 +33,7 @@ from ser.resume import (
     claim_checkpoints,
     interrupted_checkpoint,
     read_resume_checkpoint,
+    resume_epochs_as_epochs,
 )
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_dict(cfg.callbacks)
     loggers = instantiate_dict(cfg.logger)
     trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
+    resume_epochs_as_epochs(trainer)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
