@@ -18,12 +18,17 @@ ARGS ?=
 # GLIBC_TUNABLES= to disable.
 GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824
 FAST_MALLOC := GLIBC_TUNABLES=$(GLIBC_TUNABLES)
+# make test and make test-fast run the tests in one pytest-xdist worker per core (at most 4), each with one
+# torch thread (tests/conftest.py): most tests are small fits and CLI start-ups that a second
+# thread barely speeds up. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --maxprocesses=4
 
 .PHONY: help install test test-fast test-cluster lint format train sweep bench clean
 
 help:
 	@echo "make install  create $(VENV) and install requirements + the ser package (idempotent)"
-	@echo "make test     lint, then the whole test suite (without the cluster tests)"
+	@echo "make test     lint, then the whole test suite (without the cluster tests), one worker per core"
 	@echo "make test-fast  the unit tier for the edit loop: no end-to-end fits or subprocesses"
 	@echo "make test-cluster  the SLURM tests on a local cluster (root: installs slurm-wlm, munge, mariadb)"
 	@echo "make lint     ruff check + ruff format --check"
@@ -49,10 +54,10 @@ format: install
 	$(BIN)/ruff check --fix .
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q $(XDIST)
 
 # tests/cluster/slurm.sh starts (and stops) a one-node SLURM cluster on localhost
 test-cluster: install

@@ -20,6 +20,12 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 
+# An xdist worker (make test) shares the cores with the others: one thread each, also in the
+# train.py / sweep.py processes tests start (they inherit the environment). Set before torch
+# is imported, which reads it once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def shared_copy(corpus: str, *, marker: str, expected: str) -> Path:
     """The shared copy of ``corpus`` (``SER_<CORPUS>_ROOT`` or ``<repo>/../shared/data/<corpus>``);
