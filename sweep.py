@@ -4,6 +4,7 @@
     python sweep.py aggregate DIR             # tables and figures of a sweep folder
     python sweep.py best DIR                  # the best settings of a hyper-parameter search
     python sweep.py compare DIR_A DIR_B       # two sweeps paired model by model, fold by fold
+    python sweep.py lengths DIR...            # UAR against training length (one sweep per length)
 
 See README "Reproduce the comparison" and conf/sweep.yaml.
 """
@@ -25,4 +26,8 @@ if __name__ == "__main__":
         from ser.comparison import compare_cli
 
         sys.exit(compare_cli(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "lengths":
+        from ser.lengths import lengths_cli
+
+        sys.exit(lengths_cli(sys.argv[2:]))
     main("sweep")

@@ -29,7 +29,7 @@ CONFIGS = {
     "ser.inspect": "inspect",
 }
 #: sweep.py's own commands (argparse, not Hydra)
-SWEEP_COMMANDS = ("aggregate", "compare", "best")
+SWEEP_COMMANDS = ("aggregate", "compare", "best", "lengths")
 COMMAND = re.compile(
     r"(?:python3? (?:\S+/)?(?:train|sweep)\.py|python -m ser\.(?:predict|evaluate|inspect)"
     r"|make (?:train|sweep) ARGS=)"
