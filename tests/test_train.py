@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -114,11 +115,15 @@ def test_resuming_as_the_readme_says_gives_the_uninterrupted_run(compose_config,
     whole = train(compose_config([*common, "trainer.max_epochs=4"], run_dir=tmp_path / "whole"))
     train(compose_config([*common, "trainer.max_epochs=2"], run_dir=tmp_path / "part"))
     last = tmp_path / "part" / "checkpoints" / "last.ckpt"
-    resumed = train(
-        compose_config(
-            [*common, "trainer.max_epochs=4", f"ckpt_path={last}"], run_dir=tmp_path / "part"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = train(
+            compose_config(
+                [*common, "trainer.max_epochs=4", f"ckpt_path={last}"], run_dir=tmp_path / "part"
+            )
         )
-    )
+    # Lightning's "Checkpoint directory ... exists and is not empty": by design when resuming
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)]
     same = ("best_epoch", "best_step", "val_uar_best", "test_uar", "epochs_trained", "predictions")
     assert {k: resumed[k] for k in same} == {k: whole[k] for k in same}
     assert resumed["resumed_from"] == str(last)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: Lightning's advertisement for its hosted logger, printed by every Trainer
 LITLOGGER_TIP = "💡 Tip: For seamless cloud logging"
@@ -16,6 +18,8 @@ LITLOGGER_TIP = "💡 Tip: For seamless cloud logging"
 SRUN_HINT = r"The `srun` command is available on your system but is not used"
 #: a deprecation inside Lightning's own pytree helper (torch's ``LeafSpec``), not user code
 LEAFSPEC_DEPRECATION = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+#: ModelCheckpoint's warning about files already in its folder
+CHECKPOINTS_NOT_EMPTY = r"Checkpoint directory .+ exists and is not empty\."
 
 
 class _DropMessage(logging.Filter):
@@ -41,3 +45,16 @@ def quiet_library_notices() -> None:
     warnings.filterwarnings("ignore", message=LEAFSPEC_DEPRECATION)
     if "SLURM_JOB_ID" not in os.environ:
         warnings.filterwarnings("ignore", message=SRUN_HINT)
+
+
+@contextmanager
+def resuming_in_own_folder() -> Iterator[None]:
+    """Silence :data:`CHECKPOINTS_NOT_EMPTY` while a fit resumes.
+
+    A run resumes only in the folder its checkpoints were written to
+    (:func:`ser.resume.check_resume_folder`), so the folder holds them by design. A fresh
+    fit keeps the warning: there, files in the folder are another run's.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=CHECKPOINTS_NOT_EMPTY)
+        yield

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ser.io import write_json_atomic, write_text_atomic
 from ser.loggers import finish_loggers
 from ser.options import check_run_options, require_complete
 from ser.out_of_memory import out_of_memory_advice
+from ser.quiet import resuming_in_own_folder
 from ser.record import print_summary, results_record
 from ser.resume import (
     check_resume_data,
@@ -98,7 +100,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, Any]:
 
     if trainer.is_global_zero:
         claim_checkpoints(cfg)
-    with out_of_memory_advice(cfg):
+    with out_of_memory_advice(cfg), resuming_in_own_folder() if ckpt_path else nullcontext():
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     checkpoint = trainer.checkpoint_callback
     results: dict[str, Any] = {}
