@@ -26,7 +26,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     ]),
     ("configs and results", [
         "ser.resolvers", "ser.config", "ser.options", "ser.identity", "ser.results",
-        "ser.tables", "ser.comparison",
+        "ser.tables", "ser.comparison", "ser.lengths",
     ]),
     ("runs", [
         "ser.module", "ser.inference", "ser.evaluate", "ser.record", "ser.resume",
