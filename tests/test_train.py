@@ -107,6 +107,22 @@ def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_config, t
     assert resumed["resumed_from"] == str(last)
 
 
+def test_a_fresh_run_clears_checkpoints_it_cannot_resume_from(compose_config, tmp_path):
+    """A folder left by another config (checkpoints.json names its hash) and a mid-epoch
+    ``hpc_ckpt_*.ckpt`` of Lightning's SLURM requeue: the run starts afresh and keeps
+    neither."""
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"another config's checkpoint")
+    (run_dir / "checkpoints.json").write_text('{"config_hash": "0123456789abcdef"}')
+    (run_dir / "hpc_ckpt_1.ckpt").write_bytes(b"a checkpoint from inside an epoch")
+    results = train(compose_config(["model=asrnn", "debug=fast"], run_dir=run_dir))
+    assert results["resumed_from"] is None and results["epochs_trained"] == 2
+    assert not (run_dir / "hpc_ckpt_1.ckpt").exists()
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == results["steps_trained"]
+
+
 def test_resuming_as_the_readme_says_gives_the_uninterrupted_run(compose_config, tmp_path):
     """README, "Resume": the same command with ckpt_path=<run>/checkpoints/last.ckpt and
     hydra.run.dir=<run>. Epoch 2 validates worse than epochs 0-1 here (a learning rate that

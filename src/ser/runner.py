@@ -77,7 +77,12 @@ def fit_and_test(cfg: DictConfig) -> dict[str, Any]:
             return done
         ckpt_path = resumed_from = interrupted_checkpoint(cfg)
         if ckpt_path is None:
-            shutil.rmtree(Path(cfg.paths.output_dir) / "checkpoints", ignore_errors=True)
+            output_dir = Path(cfg.paths.output_dir)
+            shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+            # Lightning's SLURM requeue (sbatch --signal=USR1@...) saves these mid-epoch and,
+            # given no ckpt_path, would resume from one: not exactly, and unrecorded
+            for hpc in output_dir.glob("hpc_ckpt_*.ckpt"):
+                hpc.unlink(missing_ok=True)  # every rank of a DDP run clears
         else:
             log.info("resuming %s from %s", cfg.paths.output_dir, ckpt_path)
             resume = read_resume_checkpoint(ckpt_path)
