@@ -18,9 +18,9 @@ ARGS ?=
 # GLIBC_TUNABLES= to disable.
 GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824
 FAST_MALLOC := GLIBC_TUNABLES=$(GLIBC_TUNABLES)
-# make test and make test-fast run the tests in one pytest-xdist worker per core (at most 4), each with one
+# make test and make test-fast: one pytest-xdist worker per core (at most 4), each with one
 # torch thread (tests/conftest.py): most tests are small fits and CLI start-ups that a second
-# thread barely speeds up. TEST_WORKERS=0 runs it in this process.
+# thread barely speeds up. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
 XDIST := -n $(TEST_WORKERS) --maxprocesses=4
 

@@ -67,11 +67,14 @@ def check_paired(first: Runs, second: Runs, *, names: tuple[str, str]) -> None:
             )
 
 
-def fold_uar(runs: dict[tuple[int, int], dict[str, Any]]) -> dict[int, float]:
-    """Test UAR per fold, the mean over the fold's seeds."""
+def fold_uar(
+    runs: dict[tuple[int, int], dict[str, Any]], metric: str = "test_uar"
+) -> dict[int, float]:
+    """``metric`` (test UAR) per fold of ``{(fold, seed): results}``, the mean over the
+    fold's seeds."""
     per_fold: dict[int, list[float]] = defaultdict(list)
     for (fold, _), results in runs.items():
-        per_fold[fold].append(results["test_uar"])
+        per_fold[fold].append(results[metric])
     return {fold: float(np.mean(values)) for fold, values in per_fold.items()}
 
 

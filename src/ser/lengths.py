@@ -22,6 +22,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from ser.comparison import fold_uar
 from ser.errors import ConfigError
 from ser.io import require_writable, write_bytes_atomic, write_text_atomic
 from ser.plots import save_figure
@@ -49,26 +50,24 @@ def length_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     and the test UAR per fold (the mean over its seeds) and their mean and sample std, in %.
 
     Example:
-        >>> runs = [{"model": "m", "steps_trained": n, "fold": f, "val_uar_best": v,
+        >>> runs = [{"model": "m", "steps_trained": n, "fold": f, "seed": 1, "val_uar_best": v,
         ...          "test_uar": t} for n, f, v, t in [(300, 0, 0.5, 0.4), (300, 1, 0.7, 0.6),
         ...          (300, 2, 0.9, 0.9), (900, 0, 0.6, 0.5), (900, 1, 0.8, 0.7)]]
         >>> [(r["steps"], r["folds"], r["test_mean"]) for r in length_rows(runs)]
         [(300, [0, 1], 50.0), (900, [0, 1], 60.0)]
     """
-    per_fold: dict[tuple[str, int], dict[int, list[tuple[float, float]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+    by_length: dict[tuple[str, int], dict[tuple[int, int], dict[str, Any]]] = defaultdict(dict)
     for run in runs:
-        key = (run["model"], int(run["steps_trained"]))
-        per_fold[key][int(run["fold"])].append((run["val_uar_best"], run["test_uar"]))
+        by_length[run["model"], int(run["steps_trained"])][int(run["fold"]), run["seed"]] = run
     rows = []
-    for model in ordered_models({model for model, _ in per_fold}):
-        lengths = sorted(s for m, s in per_fold if m == model)
-        common = sorted(set.intersection(*(set(per_fold[model, s]) for s in lengths)))
+    for model in ordered_models({model for model, _ in by_length}):
+        lengths = sorted(s for m, s in by_length if m == model)
+        common = sorted(set.intersection(*({f for f, _ in by_length[model, s]} for s in lengths)))
         for steps in lengths if common else []:
-            folds = per_fold[model, steps]
-            val = [100 * statistics.fmean(v for v, _ in folds[f]) for f in common]
-            test = [100 * statistics.fmean(t for _, t in folds[f]) for f in common]
+            val_per_fold = fold_uar(by_length[model, steps], "val_uar_best")
+            test_per_fold = fold_uar(by_length[model, steps])
+            val = [100 * val_per_fold[f] for f in common]
+            test = [100 * test_per_fold[f] for f in common]
             rows.append(
                 {
                     "model": model,

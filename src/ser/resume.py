@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,19 @@ def interrupted_checkpoint(cfg: DictConfig) -> Path | None:
         log.warning("not resuming from %s: it does not load (%s)", last, err)
         return None
     return last
+
+
+def clear_checkpoints(output_dir: Path) -> None:
+    """Delete the checkpoints a run starting afresh in ``output_dir`` must not continue from:
+    ``checkpoints/`` (another config's, or unloadable) and Lightning's ``hpc_ckpt_*.ckpt``.
+
+    Lightning's own SLURM requeue (``sbatch --signal=USR1@...``) saves the latter inside an
+    epoch and, given no ``ckpt_path``, would resume from one: not exactly, and without
+    ``resumed_from``. Every rank of a DDP run clears, so a file may already be gone.
+    """
+    shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+    for hpc in output_dir.glob("hpc_ckpt_*.ckpt"):
+        hpc.unlink(missing_ok=True)
 
 
 def claim_checkpoints(cfg: DictConfig) -> None:

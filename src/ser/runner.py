@@ -8,7 +8,6 @@ trainer); nothing here catches errors (:func:`ser.task.train` does).
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -33,6 +32,7 @@ from ser.resume import (
     check_resume_data,
     check_resume_folder,
     claim_checkpoints,
+    clear_checkpoints,
     interrupted_checkpoint,
     read_resume_checkpoint,
     resume_epochs_as_epochs,
@@ -77,12 +77,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, Any]:
             return done
         ckpt_path = resumed_from = interrupted_checkpoint(cfg)
         if ckpt_path is None:
-            output_dir = Path(cfg.paths.output_dir)
-            shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
-            # Lightning's SLURM requeue (sbatch --signal=USR1@...) saves these mid-epoch and,
-            # given no ckpt_path, would resume from one: not exactly, and unrecorded
-            for hpc in output_dir.glob("hpc_ckpt_*.ckpt"):
-                hpc.unlink(missing_ok=True)  # every rank of a DDP run clears
+            clear_checkpoints(Path(cfg.paths.output_dir))
         else:
             log.info("resuming %s from %s", cfg.paths.output_dir, ckpt_path)
             resume = read_resume_checkpoint(ckpt_path)
