@@ -17,7 +17,9 @@ fold averaged, the paired fold difference ``d = baseline - model`` has variance
 The folds needed for a two-sided paired t-test at ``alpha`` to detect a difference of
 ``delta`` UAR points with the given power: the smallest ``n`` whose power, from the
 noncentral t distribution (``df = n - 1``, noncentrality ``delta / sqrt(v / n)``), reaches it.
-The cost is ``n * s * 2`` runs at the mean ``wall_time_s`` of the two models' runs.
+The cost is ``n * s * 2`` runs at the median ``wall_time_s`` of the two models' runs (the
+median, because a run that a suspended session or a test suite shared the CPU with is
+slower by any amount).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats
+
+from ser.stats import pooled_seed_variance
 
 
 def load_runs(folder: Path) -> list[dict]:
@@ -46,15 +50,6 @@ def per_fold(runs: list[dict], model: str) -> dict[int, list[float]]:
         if run["model"] == model:
             values[run["fold"]].append(100 * run["test_uar"])
     return dict(values)
-
-
-def pooled_seed_variance(folds: dict[int, list[float]]) -> tuple[float, int]:
-    """Within-fold variance over seeds, pooled over folds; and its degrees of freedom."""
-    squares = sum(float(np.sum((np.array(v) - np.mean(v)) ** 2)) for v in folds.values())
-    dof = sum(len(v) - 1 for v in folds.values())
-    if dof == 0:
-        raise ValueError("no fold has two seeds of the model: the seed variance is unknown")
-    return squares / dof, dof
 
 
 def paired_power(n: int, *, delta: float, variance: float, alpha: float) -> float:
@@ -116,7 +111,7 @@ def main(argv: list[str]) -> int:
     tau2 = max(0.0, measured - 2 * sigma2 / s0)
     wall = [r["wall_time_s"] for r in [*runs, *seed_runs] if r["model"] in (args.model,
             args.baseline)]  # fmt: skip
-    minutes = float(np.mean(wall)) / 60
+    minutes = float(np.median(wall)) / 60
 
     print(f"{args.baseline} - {args.model} over {len(common)} folds of {args.folder} "
           f"({s0} seed(s) each): mean {np.mean(differences):+.2f} points, variance "
@@ -126,7 +121,7 @@ def main(argv: list[str]) -> int:
               "of freedom)")  # fmt: skip
     print(f"fold-to-fold variance of the true difference: tau^2 = {measured:.2f} - 2 x "
           f"{sigma2:.2f} / {s0} = {tau2:.2f}")  # fmt: skip
-    print(f"mean run time: {minutes:.1f} min\n")
+    print(f"median run time: {minutes:.1f} min\n")
     print(
         f"| seeds per fold | variance of d | folds for {args.delta:g} points | runs | CPU hours |"
     )

@@ -56,6 +56,45 @@ def test_seeds_are_averaged_within_a_fold_before_the_fold_statistics():
     assert model.seeds == {0: 2, 1: 1}
 
 
+def test_seed_spread_separates_seed_noise_from_the_folds(tmp_path):
+    rng = np.random.default_rng(0)
+    fold_effect = rng.normal(0.6, 0.08, size=6)
+    scores = {f: list(fold_effect[f] + rng.normal(0, 0.03, size=3)) for f in range(6)}
+    scores[5] = scores[5][:2]  # one fold with a seed fewer
+    runs = [
+        fake_run("adsrnn", f, u, seed=s) | {"n_folds": 6}
+        for f, seeds in scores.items()
+        for s, u in enumerate(seeds)
+    ]
+    runs += [fake_run("acrnn", f, 0.5) | {"n_folds": 6} for f in range(6)]
+    summary = aggregate(runs)
+    spread = summary.models["adsrnn"].seed_spread
+    within = [np.var(v, ddof=1) for v in scores.values()]
+    dof = [len(v) - 1 for v in scores.values()]
+    assert spread.seed_variance == pytest.approx(np.dot(within, dof) / sum(dof))
+    assert spread.seed_dof == 11 and spread.runs == 17 and spread.folds == 6
+    means = [np.mean(v) for v in scores.values()]
+    assert spread.fold_variance == pytest.approx(np.var(means, ddof=1))
+    seed_part = spread.seed_variance * np.mean([1 / 3] * 5 + [1 / 2])
+    assert spread.fold_only_variance == pytest.approx(spread.fold_variance - seed_part)
+    assert summary.models["acrnn"].seed_spread is None
+
+    write_summary(summary, tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "| adsrnn | 6/6 (2-3 seeds) |" in text and "| acrnn | 6/6 |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| adsrnn | 17 over 6"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == f"{100 * np.sqrt(spread.seed_variance):.2f} (11 df)"
+    assert cells[3] == f"{100 * np.std(means, ddof=1):.2f}"
+    assert not any(line.startswith("| acrnn | 6 over") for line in text.splitlines())
+
+
+def test_the_seed_section_is_left_out_with_one_seed_per_fold(tmp_path):
+    write_summary(aggregate([fake_run("adsrnn", f, u) for f, u in enumerate(ADSRNN)]), tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "Seed-to-seed" not in text and "seeds) |" not in text
+
+
 def test_missing_folds_are_named_not_averaged_away(tmp_path):
     runs = [fake_run("adsrnn", f, ADSRNN[f]) for f in range(10) if f not in (3, 7)]
     runs += [fake_run("acrnn", f, ACRNN[f]) for f in range(10)]

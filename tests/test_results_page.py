@@ -12,11 +12,12 @@ from ser.results import aggregate, collect, joined_runs
 from ser.tables import summary_markdown
 
 RESULTS = Path(__file__).parents[1] / "docs" / "results"
-#: rows of the model, per-fold and paired tables of a summary
+#: rows of the model, per-fold, paired and seed-spread tables of a summary
 SUMMARY_ROW = re.compile(
     r"^\| [\w-]+ \| \d+/\d+( \(.*?\))? \|"  # model | folds | ...
     r"|^\| \d+ \| [\w,]+ \| [\d.-]+ \|"  # fold | test speakers | UAR ...
     r"|^\| [\w-]+ - [\w-]+ \| \d+ \| -?[\d.]+ \|"  # model - reference | folds | difference
+    r"|^\| [\w-]+ \| \d+ over \d+ folds \|"  # model | seed runs | seed and fold spread
 )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ser.hardware import hardware_label
-from ser.stats import Comparison, paired_comparison
+from ser.stats import Comparison, SeedSpread, paired_comparison, seed_spread
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ class ModelSummary:
     confusion: np.ndarray  # counts summed over folds and seeds
     missing_folds: list[int]  # neither a result nor a failure
     seeds: dict[int, int]  # fold -> number of seeds
+    #: the test UAR's seed-to-seed against fold-to-fold variance, when some fold has
+    #: several seeds (:func:`ser.stats.seed_spread`)
+    seed_spread: SeedSpread | None = None
     failed_folds: list[int] = field(default_factory=list)  # a run (any seed) failed
     #: device kind and precision (:func:`ser.hardware.hardware_label`) -> number of runs
     hardware: dict[str, int] = field(default_factory=dict)
@@ -202,6 +205,7 @@ def aggregate(
             confusion=confusion,
             missing_folds=[f for f in expected if f not in per_fold and f not in failed[model]],
             seeds={f: len(rs) for f, rs in per_fold.items()},
+            seed_spread=seed_spread({f: [r["test_uar"] for r in rs] for f, rs in per_fold.items()}),
             failed_folds=sorted(failed[model]),
             hardware=dict(Counter(hardware_label(r) for rs in per_fold.values() for r in rs)),
             speaker_uar=speaker_uar([r for rs in per_fold.values() for r in rs]),

@@ -104,14 +104,17 @@ def summary_markdown(summary: Summary) -> str:
         "|---|---|---|---|---|" + "---|" * (len(summary.classes) + mixed + versions),
     ]
     for row, s in zip(summary_rows(summary), summary.models.values(), strict=True):
-        absent = [
+        notes = [
             f"{what} {','.join(map(str, which))}"
             for what, which in (("missing", s.missing_folds), ("failed", s.failed_folds))
             if which
         ]
+        seeds = sorted(set(s.seeds.values()))
+        if seeds != [1]:
+            notes.append(f"{seeds[0]}-{seeds[-1]} seeds" if len(seeds) > 1 else f"{seeds[0]} seeds")
         folds = f"{s.n_folds}/{summary.n_folds_expected}"
-        if absent:
-            folds += f" ({'; '.join(absent)})"
+        if notes:
+            folds += f" ({'; '.join(notes)})"
         recalls = " | ".join(_pct(row[f"recall_{c}"]) for c in summary.classes)
         lines.append(
             f"| {row['model']} | {folds} | {_pct(row['uar_mean'])} +- {_pct(row['uar_std'])} | "
@@ -159,6 +162,7 @@ def summary_markdown(summary: Summary) -> str:
                 f"| {c.model} - {c.reference} | {len(c.folds)} | {_pct(c.mean_difference)} | "
                 f"{_p(c.wilcoxon_p)} | {_p(c.ttest_p)} |"
             )
+    lines += seed_spread_markdown(summary)
     lines += cross_corpus_markdown(summary)
     lines += failures_markdown(summary.failures)
     hashes = summary.settings.get("protocol_hashes") or [summary.settings.get("protocol_hash")]
@@ -171,6 +175,36 @@ def summary_markdown(summary: Summary) -> str:
         ]
     lines.append("")
     return "\n".join(lines)
+
+
+def seed_spread_markdown(summary: Summary) -> list[str]:
+    """The seeds section, for the models with several seeds in some fold: the test UAR's
+    standard deviation over seeds within a fold against that over folds."""
+    spreads = {m: s.seed_spread for m, s in summary.models.items() if s.seed_spread}
+    if not spreads:
+        return []
+    lines = [
+        "",
+        "## Seed-to-seed against fold-to-fold spread (test UAR)",
+        "",
+        "Standard deviations in points. Over seeds: within a fold, pooled over the folds "
+        "(degrees of freedom: runs - folds). Over folds: of the per-fold means over seeds, "
+        "and of the folds alone, once the seed noise those means carry is taken out. With "
+        "one seed per fold, the variance over folds is about the square of the sd over "
+        "seeds plus the square of the sd over folds alone: the larger one dominates.",
+        "",
+        "| model | runs (seeds x folds) | sd over seeds | sd over folds (means) "
+        "| sd over folds alone |",
+        "|---|---|---|---|---|",
+    ]
+    for model, spread in spreads.items():
+        lines.append(
+            f"| {model} | {spread.runs} over {spread.folds} folds | "
+            f"{_pct(math.sqrt(spread.seed_variance))} ({spread.seed_dof} df) | "
+            f"{_pct(math.sqrt(spread.fold_variance))} | "
+            f"{_pct(math.sqrt(spread.fold_only_variance))} |"
+        )
+    return lines
 
 
 def cross_corpus_rows(summary: Summary) -> list[dict[str, Any]]:
