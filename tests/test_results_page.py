@@ -1,13 +1,18 @@
-"""docs/results: every summary there is what its runs' results.json give today, and every
-summary-shaped table row on the page is one of those summaries' rows."""
+"""docs/results: every summary there is what its runs' results.json give today, every
+summary-shaped or comparison table row on the page is one of the rows its runs give, and
+every ``mean +- std`` on the page, prose included, comes from kept runs."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from ser.comparison import compare_sweeps, comparison_markdown
 from ser.results import aggregate, collect, joined_runs
 from ser.tables import summary_markdown
 
@@ -59,3 +64,59 @@ def test_every_summary_row_on_the_page_comes_from_a_kept_summary():
     page = table_rows((RESULTS / "README.md").read_text())
     assert page, "no summary-shaped rows on the page"
     assert sorted(page - known) == []
+
+
+MEAN_STD = re.compile(r"\d+\.\d\d \+- \d+\.\d\d")
+COMPARE_COMMAND = re.compile(
+    r"python sweep\.py compare (docs/results/\S+) (docs/results/\S+) --names (\S+) (\S+)"
+)
+#: rows of a ``sweep.py compare`` table: model | folds | UAR a | UAR b | b - a | ...
+COMPARE_ROW = re.compile(r"^\| [\w-]+ \| \d+ \| [\d.]+ \+- [\d.]+ \| [\d.]+ \+- [\d.]+ \| ")
+PAGE = (RESULTS / "README.md").read_text()
+
+
+def compared() -> str:
+    """The tables of every ``sweep.py compare`` command on the page, remade from its runs."""
+    root = RESULTS.parents[1]
+    return "\n".join(
+        comparison_markdown(compare_sweeps(root / a, root / b), (x, y))
+        for a, b, x, y in COMPARE_COMMAND.findall(PAGE)
+    )
+
+
+def evaluated_elsewhere() -> str:
+    """``model: mean +- std`` over folds of the ``python -m ser.evaluate`` results kept with
+    runs that no sweep records (``cross_eval/<corpus>_norm_<norm>.json``)."""
+    scores: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for path in RESULTS.glob("*/runs/*/cross_eval/*_norm_*.json"):
+        run = json.loads((path.parents[1] / "results.json").read_text())
+        scores[(str(path.parents[3]), run["model"], path.stem)].append(
+            json.loads(path.read_text())["uar"]
+        )
+    return "\n".join(
+        f"{key}: {100 * np.mean(v):.2f} +- {100 * np.std(v, ddof=1):.2f}"
+        for key, v in scores.items()
+    )
+
+
+def test_every_compare_row_on_the_page_is_what_its_command_gives():
+    page = {line.strip() for line in PAGE.splitlines() if COMPARE_ROW.match(line.strip())}
+    assert page, "no sweep.py compare rows on the page"
+    assert sorted(page - set(compared().splitlines())) == []
+
+
+def test_every_mean_and_std_on_the_page_comes_from_kept_runs():
+    """Prose included: each ``mean +- std`` is in a summary remade from kept runs, in a
+    ``sweep.py compare`` table, in a kept ``ser.evaluate`` result, or in one of the summaries
+    kept without runs (their runs predate keeping them)."""
+    sources = [regenerated(s) for s in summaries()]
+    sources += [
+        summary_markdown(aggregate(collect(runs), cross=collect(runs, "cross_eval/*.json")))
+        for runs in RESULTS.glob("*/runs")
+    ]
+    sources += [compared(), evaluated_elsewhere()]
+    sources += [
+        p.read_text() for p in RESULTS.glob("*/summary.md") if not (p.parent / "runs").exists()
+    ]
+    known = set(MEAN_STD.findall("\n".join(sources)))
+    assert sorted(set(MEAN_STD.findall(PAGE)) - known) == []
