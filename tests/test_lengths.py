@@ -63,6 +63,12 @@ def test_a_model_list_keeps_only_those_models(study):
     assert {r["model"] for r in length_runs(study, models=["b"])} == {"b"}
 
 
+def test_a_seed_list_keeps_only_those_seeds_at_every_length(study):
+    rows = length_rows(length_runs(study, seeds=[1]))
+    assert rows[0]["test"] == pytest.approx([40.0, 60.0])  # fold 0: seed 1 alone
+    assert [r["steps"] for r in rows if r["model"] == "a"] == [300, 1000]
+
+
 def test_the_validation_curve_is_read_from_metrics_csv(study):
     _, long = study
     assert validation_curve(long / "a-fold0") == [(99, 50.0), (199, 80.0)]

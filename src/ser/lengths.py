@@ -6,7 +6,7 @@ best validation UAR and the test UAR of the checkpoint selected on it, per fold 
 +- sample std over folds, and each run's validation curve over its steps.
 
     python sweep.py lengths sweeps/results-ravdess sweeps/steps1000-ravdess \\
-        sweeps/steps3000-ravdess --models adsrnn acrnn --out study/
+        sweeps/steps3000-ravdess --models adsrnn acrnn --seeds 12345 --out study/
 """
 
 from __future__ import annotations
@@ -30,10 +30,14 @@ from ser.results import collect, ordered_models
 
 
 def length_runs(
-    folders: Sequence[str | Path], *, models: Sequence[str] | None = None
+    folders: Sequence[str | Path],
+    *,
+    models: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
     """The tested runs of ``folders`` (their ``results.json``, with ``path``), of ``models``
-    only when given."""
+    and ``seeds`` only when given (one seed at every length, when one folder holds more
+    seeds than the others, so that every length has the same seeds' noise)."""
     return [
         results
         for folder in folders
@@ -41,6 +45,7 @@ def length_runs(
         if results.get("test_uar") is not None
         and results.get("steps_trained") is not None
         and (models is None or results["model"] in models)
+        and (seeds is None or results.get("seed") in seeds)
     ]
 
 
@@ -161,9 +166,10 @@ def lengths_cli(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="sweep.py lengths", description=lengths_cli.__doc__)
     parser.add_argument("folders", nargs="+", type=Path, help="sweep folders, one per length")
     parser.add_argument("--models", nargs="+", help="only these models (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: all)")
     parser.add_argument("--out", type=Path, help="folder for lengths.md and lengths.png")
     args = parser.parse_args(argv)
-    runs = length_runs(args.folders, models=args.models)
+    runs = length_runs(args.folders, models=args.models, seeds=args.seeds)
     if not runs:
         folders = " ".join(str(f) for f in args.folders)
         print(f"error: no <run>/results.json with test_uar and steps_trained in {folders}",
