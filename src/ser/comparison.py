@@ -118,6 +118,9 @@ def compare_sweeps(first: str | Path, second: str | Path) -> list[dict[str, Any]
                 "same_prediction": (
                     float(counts[:, 0].sum() / counts[:, 1].sum()) if len(pairs) else None
                 ),
+                "runs_a": sum(k[0] in comparison.folds for k in runs_a[model]),
+                "runs_b": sum(k[0] in comparison.folds for k in runs_b[model]),
+                "paired_runs": len(pairs),
                 "hardware_a": hardware_text(Counter(map(hardware_label, runs_a[model].values()))),
                 "hardware_b": hardware_text(Counter(map(hardware_label, runs_b[model].values()))),
             }
@@ -161,7 +164,20 @@ def comparison_markdown(rows: Sequence[dict[str, Any]], names: tuple[str, str]) 
         if mixed
         else f"\nHardware of every run: {labels.pop()} (device kind, precision).\n"
     )
-    return "\n".join(lines) + "\n" + note
+    return "\n".join(lines) + "\n" + note + "".join(_seed_notes(rows, names))
+
+
+def _seed_notes(rows: Sequence[dict[str, Any]], names: tuple[str, str]) -> list[str]:
+    """A line per model whose two sweeps hold other seeds on the common folds: its UARs are
+    then means over other seeds, and its same-prediction share covers fewer runs."""
+    a, b = names
+    return [
+        f"{r['model']}: the sweeps hold other seeds (runs on the common folds: {r['runs_a']} "
+        f"in {a}, {r['runs_b']} in {b}); each UAR is the mean over its own sweep's seeds, and "
+        f"same prediction covers the {r['paired_runs']} runs both hold (same fold and seed).\n"
+        for r in rows
+        if "paired_runs" in r and not r["runs_a"] == r["runs_b"] == r["paired_runs"]
+    ]
 
 
 def compare_cli(argv: Sequence[str]) -> int:
