@@ -1,20 +1,27 @@
 """How many folds x seeds a paired comparison of two models needs, from measured variances.
 
-    python bench/power.py docs/results/ravdess/runs --seeds docs/results/ravdess-seeds/runs \\
-        --model adsrnn --baseline acrnn [--delta 3] [--alpha 0.05] [--power 0.8]
+    python bench/power.py docs/results/ravdess-0480499/runs --model adsrnn --baseline acrnn \
+        [--seeds FOLDER] [--unit fold|speaker] [--delta 3] [--alpha 0.05] [--power 0.8]
 
 Model of a fold's result: test UAR = fold effect + seed noise. With ``s`` seeds per model per
 fold averaged, the paired fold difference ``d = baseline - model`` has variance
 ``tau^2 + 2 sigma^2 / s``:
 
-- ``sigma^2``, the seed-to-seed variance, is pooled over the folds where ``--seeds`` holds
-  several seeds of one model (each fold's sample variance, weighted by its degrees of
-  freedom), and assumed the same for both models unless both have seeds;
+- ``sigma^2``, the seed-to-seed variance, is pooled over the folds where ``--seeds`` (by
+  default ``FOLDER`` itself) holds several seeds of one model (each fold's sample variance,
+  weighted by its degrees of freedom), and assumed the same for both models (the mean of
+  the two when both have seeds);
 - ``tau^2``, the variance of the true per-fold difference, is what remains of the measured
-  variance of ``d`` over the folds of ``FOLDER`` (``s0`` seeds per model there) once the seed
-  part ``2 sigma^2 / s0`` is taken out (at least 0).
+  variance of ``d`` over the folds of ``FOLDER`` once the seed noise of its per-fold means
+  is taken out: ``sigma^2 (1 / s_model + 1 / s_baseline)``, averaged over the folds (at
+  least 0).
 
-The folds needed for a two-sided paired t-test at ``alpha`` to detect a difference of
+``--unit speaker`` takes each test speaker as the unit instead (its UAR from the runs'
+predictions): the variances of a leave-one-speaker-out design, where each speaker is a fold
+of its own. Speakers that shared a fold also shared its trained model, so this is an
+estimate for that design, not a test of the measured one.
+
+The units (folds) needed for a two-sided paired t-test at ``alpha`` to detect a difference of
 ``delta`` UAR points with the given power: the smallest ``n`` whose power, from the
 noncentral t distribution (``df = n - 1``, noncentrality ``delta / sqrt(v / n)``), reaches it.
 The cost is ``n * s * 2`` runs at the median ``wall_time_s`` of the two models' runs (the
@@ -30,10 +37,12 @@ import math
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from ser.results import speaker_uar
 from ser.stats import pooled_seed_variance
 
 
@@ -43,12 +52,18 @@ def load_runs(folder: Path) -> list[dict]:
     return [r for r in runs if r.get("test_uar") is not None]
 
 
-def per_fold(runs: list[dict], model: str) -> dict[int, list[float]]:
-    """``{fold: [test UAR in points, one per seed]}`` of ``model``."""
-    values: dict[int, list[float]] = defaultdict(list)
+def per_unit(runs: list[dict], model: str, unit: str = "fold") -> dict[Any, list[float]]:
+    """``{fold: [test UAR in points, one per seed]}`` of ``model``; with ``unit="speaker"``,
+    ``{test speaker: [that speaker's UAR, one per seed]}`` (from the runs' predictions)."""
+    values: dict[Any, list[float]] = defaultdict(list)
     for run in runs:
-        if run["model"] == model:
+        if run["model"] != model:
+            continue
+        if unit == "fold":
             values[run["fold"]].append(100 * run["test_uar"])
+        else:
+            for speaker, uar in speaker_uar([run]).items():
+                values[speaker].append(100 * uar)
     return dict(values)
 
 
@@ -89,41 +104,51 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--delta", type=float, default=3.0, help="difference in UAR points")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--power", type=float, default=0.8)
+    parser.add_argument(
+        "--unit", choices=("fold", "speaker"), default="fold",
+        help="what a paired unit is: a fold, or a test speaker (a leave-one-speaker-out "
+        "design: each speaker a fold of its own)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     runs = load_runs(args.folder)
-    model, baseline = per_fold(runs, args.model), per_fold(runs, args.baseline)
+    unit = args.unit
+    model = per_unit(runs, args.model, unit)
+    baseline = per_unit(runs, args.baseline, unit)
     common = sorted(set(model) & set(baseline))
     if len(common) < 3:
-        print(f"error: {args.folder}: fewer than 3 folds with both models", file=sys.stderr)
+        print(f"error: {args.folder}: fewer than 3 {unit}s with both models", file=sys.stderr)
         return 2
-    s0 = len(model[common[0]])
-    differences = [np.mean(baseline[f]) - np.mean(model[f]) for f in common]
+    differences = [np.mean(baseline[u]) - np.mean(model[u]) for u in common]
     seed_runs = load_runs(args.seeds) if args.seeds else runs
-    seeded = {m: {f: v for f, v in per_fold(seed_runs, m).items() if len(v) > 1}
+    seeded = {m: {u: v for u, v in per_unit(seed_runs, m, unit).items() if len(v) > 1}
               for m in (args.model, args.baseline)}  # fmt: skip
     pooled = {m: pooled_seed_variance(v) for m, v in seeded.items() if v}
     if not pooled:
-        print("error: no fold holds two seeds of either model", file=sys.stderr)
+        print(f"error: no {unit} holds two seeds of either model", file=sys.stderr)
         return 2
     sigma2 = float(np.mean([v for v, _ in pooled.values()]))
     measured = float(np.var(differences, ddof=1))
-    tau2 = max(0.0, measured - 2 * sigma2 / s0)
+    # the seed noise in a measured difference: sigma^2 / seeds of each model, per unit
+    seed_share = float(np.mean([1 / len(model[u]) + 1 / len(baseline[u]) for u in common]))
+    tau2 = max(0.0, measured - sigma2 * seed_share)
     wall = [r["wall_time_s"] for r in [*runs, *seed_runs] if r["model"] in (args.model,
             args.baseline)]  # fmt: skip
     minutes = float(np.median(wall)) / 60
 
-    print(f"{args.baseline} - {args.model} over {len(common)} folds of {args.folder} "
-          f"({s0} seed(s) each): mean {np.mean(differences):+.2f} points, variance "
-          f"{measured:.2f}")  # fmt: skip
+    seeds = sorted({len(model[u]) for u in common} | {len(baseline[u]) for u in common})
+    print(f"{args.baseline} - {args.model} over {len(common)} {unit}s of {args.folder} "
+          f"({'-'.join(map(str, seeds))} seed(s) each): mean {np.mean(differences):+.2f} "
+          f"points, variance {measured:.2f}")  # fmt: skip
     for m, (v, dof) in pooled.items():
         print(f"seed-to-seed variance of {m}: {v:.2f} (sd {math.sqrt(v):.2f}; {dof} degrees "
               "of freedom)")  # fmt: skip
-    print(f"fold-to-fold variance of the true difference: tau^2 = {measured:.2f} - 2 x "
-          f"{sigma2:.2f} / {s0} = {tau2:.2f}")  # fmt: skip
+    print(f"{unit}-to-{unit} variance of the true difference: tau^2 = {measured:.2f} - "
+          f"{sigma2:.2f} x {seed_share:.3g} = {tau2:.2f}")  # fmt: skip
     print(f"median run time: {minutes:.1f} min\n")
     print(
-        f"| seeds per fold | variance of d | folds for {args.delta:g} points | runs | CPU hours |"
+        f"| seeds per {unit} | variance of d | {unit}s for {args.delta:g} points | runs "
+        "| CPU hours |"
     )
     print("|---|---|---|---|---|")
     for s in (1, 2, 3, 5, 10):
