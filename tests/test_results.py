@@ -87,6 +87,9 @@ def test_seed_spread_separates_seed_noise_from_the_folds(tmp_path):
     assert cells[2] == f"{100 * np.sqrt(spread.seed_variance):.2f} (11 df)"
     assert cells[3] == f"{100 * np.std(means, ddof=1):.2f}"
     assert not any(line.startswith("| acrnn | 6 over") for line in text.splitlines())
+    fold5 = next(line for line in text.split("per fold and seed")[1].splitlines()
+                 if line.startswith("| 5 |"))  # fmt: skip
+    assert fold5 == f"| 5 | {100 * scores[5][0]:.2f} (0), {100 * scores[5][1]:.2f} (1) |"
 
 
 def test_the_seed_section_is_left_out_with_one_seed_per_fold(tmp_path):

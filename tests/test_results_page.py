@@ -23,6 +23,7 @@ SUMMARY_ROW = re.compile(
     r"|^\| \d+ \| [\w,]+ \| [\d.-]+ \|"  # fold | test speakers | UAR ...
     r"|^\| [\w-]+ - [\w-]+ \| \d+ \| -?[\d.]+ \|"  # model - reference | folds | difference
     r"|^\| [\w-]+ \| \d+ over \d+ folds \|"  # model | seed runs | seed and fold spread
+    r"|^\| \d+ \| [\d.]+ \(\d+\)"  # fold | UAR (seed), ... per model
 )
 
 

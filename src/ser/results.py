@@ -52,6 +52,8 @@ class ModelSummary:
     #: the test UAR's seed-to-seed against fold-to-fold variance, when some fold has
     #: several seeds (:func:`ser.stats.seed_spread`)
     seed_spread: SeedSpread | None = None
+    #: fold -> seed -> test UAR of that run
+    seed_uar: dict[int, dict[int, float]] = field(default_factory=dict)
     failed_folds: list[int] = field(default_factory=list)  # a run (any seed) failed
     #: device kind and precision (:func:`ser.hardware.hardware_label`) -> number of runs
     hardware: dict[str, int] = field(default_factory=dict)
@@ -206,6 +208,10 @@ def aggregate(
             missing_folds=[f for f in expected if f not in per_fold and f not in failed[model]],
             seeds={f: len(rs) for f, rs in per_fold.items()},
             seed_spread=seed_spread({f: [r["test_uar"] for r in rs] for f, rs in per_fold.items()}),
+            seed_uar={
+                f: {r.get("seed"): r["test_uar"] for r in sorted(rs, key=_seed_order)}
+                for f, rs in per_fold.items()
+            },
             failed_folds=sorted(failed[model]),
             hardware=dict(Counter(hardware_label(r) for rs in per_fold.values() for r in rs)),
             speaker_uar=speaker_uar([r for rs in per_fold.values() for r in rs]),
@@ -271,6 +277,11 @@ def run_macro_f1(results: dict[str, Any]) -> float:
     if value is None:
         value = confusion_macro_f1(results["confusion"]["matrix"])
     return float(value)
+
+
+def _seed_order(results: dict[str, Any]) -> tuple[bool, Any]:
+    """Runs by seed (a run without one last)."""
+    return results.get("seed") is None, results.get("seed")
 
 
 def _commit(results: dict[str, Any]) -> str:

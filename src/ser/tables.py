@@ -204,6 +204,18 @@ def seed_spread_markdown(summary: Summary) -> list[str]:
             f"{_pct(math.sqrt(spread.fold_variance))} | "
             f"{_pct(math.sqrt(spread.fold_only_variance))} |"
         )
+    lines += ["", "### Test UAR per fold and seed (%)", ""]
+    lines += ["| fold | " + " | ".join(spreads) + " |", "|---|" + "---|" * len(spreads)]
+    for fold in summary.folds:
+        cells = [
+            ", ".join(
+                f"{_pct(uar)} ({seed})"
+                for seed, uar in summary.models[model].seed_uar.get(fold, {}).items()
+            )
+            or "-"
+            for model in spreads
+        ]
+        lines.append(f"| {fold} | " + " | ".join(cells) + " |")
     return lines
 
 
