@@ -64,6 +64,17 @@ def test_seeds_are_averaged_per_fold_and_paired_by_seed(tmp_path):
     assert "covers the 3 runs both hold" in text
 
 
+def test_a_seed_list_compares_those_seeds_only(tmp_path, capsys):
+    for fold in range(3):
+        write_run(tmp_path / "a", "acrnn", fold, uar=0.6 + fold / 10, preds="x")
+        write_run(tmp_path / "b", "acrnn", fold, uar=0.6 + fold / 10, preds="x")
+        write_run(tmp_path / "b", "acrnn", fold, uar=0.2, seed=2, preds="y")
+    [row] = compare_sweeps(tmp_path / "a", tmp_path / "b", seeds=[1])
+    assert row["mean_difference"] == 0.0 and row["runs_b"] == row["paired_runs"] == 3
+    assert compare_cli([str(tmp_path / "a"), str(tmp_path / "b"), "--seeds", "7"]) == 2
+    assert "no <run>/results.json with a test_uar of seed(s) 7" in capsys.readouterr().err
+
+
 def test_sweeps_with_the_same_seeds_need_no_seed_note(tmp_path):
     for folder, uars in (("a", (0.6, 0.7, 0.5)), ("b", (0.65, 0.72, 0.58))):
         for fold, uar in enumerate(uars):

@@ -70,6 +70,7 @@ def test_every_summary_row_on_the_page_comes_from_a_kept_summary():
 MEAN_STD = re.compile(r"\d+\.\d\d \+- \d+\.\d\d")
 COMPARE_COMMAND = re.compile(
     r"python sweep\.py compare (docs/results/\S+) (docs/results/\S+) --names (\S+) (\S+)"
+    r"(?: --seeds ([\d ]+))?"
 )
 #: rows of a ``sweep.py compare`` table: model | folds | UAR a | UAR b | b - a | ...
 COMPARE_ROW = re.compile(r"^\| [\w-]+ \| \d+ \| [\d.]+ \+- [\d.]+ \| [\d.]+ \+- [\d.]+ \| ")
@@ -80,8 +81,11 @@ def compared() -> str:
     """The tables of every ``sweep.py compare`` command on the page, remade from its runs."""
     root = RESULTS.parents[1]
     return "\n".join(
-        comparison_markdown(compare_sweeps(root / a, root / b), (x, y))
-        for a, b, x, y in COMPARE_COMMAND.findall(PAGE)
+        comparison_markdown(
+            compare_sweeps(root / a, root / b, seeds=[int(s) for s in seeds.split()] or None),
+            (x, y),
+        )
+        for a, b, x, y, seeds in COMPARE_COMMAND.findall(PAGE)
     )
 
 

@@ -31,12 +31,13 @@ from ser.stats import paired_comparison
 Runs = dict[str, dict[tuple[int, int], dict[str, Any]]]
 
 
-def runs_by_model(folder: str | Path) -> Runs:
-    """``{model: {(fold, seed): results}}`` of the tested runs under ``folder``."""
+def runs_by_model(folder: str | Path, *, seeds: Sequence[int] | None = None) -> Runs:
+    """``{model: {(fold, seed): results}}`` of the tested runs under ``folder`` (of
+    ``seeds`` only, when given)."""
     kept, _, _ = latest_protocol(collect(folder))
     runs: Runs = defaultdict(dict)
     for results in kept:
-        if results.get("test_uar") is not None:
+        if results.get("test_uar") is not None and (seeds is None or results["seed"] in seeds):
             runs[results["model"]][(results["fold"], results["seed"])] = results
     return runs
 
@@ -85,15 +86,18 @@ def agreement(first: dict[str, Any], second: dict[str, Any]) -> tuple[int, int]:
     return same, len(first["predictions"])
 
 
-def compare_sweeps(first: str | Path, second: str | Path) -> list[dict[str, Any]]:
-    """One row per model that both folders hold; differences are second - first.
+def compare_sweeps(
+    first: str | Path, second: str | Path, *, seeds: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """One row per model that both folders hold (their runs of ``seeds`` only, when given);
+    differences are second - first.
 
     Example:
         >>> rows = compare_sweeps("docs/results/emodb/runs", "docs/results/emodb-bf16/runs")
         >>> [row["model"] for row in rows]
         ['adsrnn', 'acrnn', 'adrnn', 'asrnn']
     """
-    runs_a, runs_b = runs_by_model(first), runs_by_model(second)
+    runs_a, runs_b = runs_by_model(first, seeds=seeds), runs_by_model(second, seeds=seeds)
     check_paired(runs_a, runs_b, names=(str(first), str(second)))
     shared = set(runs_a) & set(runs_b)
     rows = []
@@ -190,16 +194,22 @@ def compare_cli(argv: Sequence[str]) -> int:
         "--names", nargs=2, default=("first", "second"), metavar=("FIRST", "SECOND"),
         help="column names of the two sweeps, e.g. --names fp32 bf16",
     )  # fmt: skip
+    parser.add_argument(
+        "--seeds", nargs="+", type=int,
+        help="only the runs of these seeds, e.g. to check one seed's reruns (default: all)",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     for folder in (args.first, args.second):
-        if not runs_by_model(folder):
-            print(f"error: {folder}: no <run>/results.json with a test_uar", file=sys.stderr)
+        if not runs_by_model(folder, seeds=args.seeds):
+            which = f" of seed(s) {' '.join(map(str, args.seeds))}" if args.seeds else ""
+            print(f"error: {folder}: no <run>/results.json with a test_uar{which}",
+                  file=sys.stderr)  # fmt: skip
             return 2
     try:
         if args.json:
             require_writable(args.json, option="--json")
-        rows = compare_sweeps(args.first, args.second)
+        rows = compare_sweeps(args.first, args.second, seeds=args.seeds)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
