@@ -1,6 +1,6 @@
 """How many folds x seeds a paired comparison of two models needs, from measured variances.
 
-    python bench/power.py docs/results/ravdess-0480499/runs --model adsrnn --baseline acrnn \
+    python bench/power.py docs/results/ravdess-0480499/runs --model adsrnn --baseline acrnn \\
         [--seeds FOLDER] [--unit fold|speaker] [--delta 3] [--alpha 0.05] [--power 0.8]
 
 Model of a fold's result: test UAR = fold effect + seed noise. With ``s`` seeds per model per
@@ -97,7 +97,7 @@ def folds_needed(*, delta: float, variance: float, alpha: float, power: float) -
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, help="runs of both models, the same seeds per fold")
+    parser.add_argument("folder", type=Path, help="runs of both models (any seeds per fold)")
     parser.add_argument("--seeds", type=Path, help="runs with several seeds per fold")
     parser.add_argument("--model", default="adsrnn")
     parser.add_argument("--baseline", required=True)
@@ -136,10 +136,11 @@ def main(argv: list[str]) -> int:
             args.baseline)]  # fmt: skip
     minutes = float(np.median(wall)) / 60
 
-    seeds = sorted({len(model[u]) for u in common} | {len(baseline[u]) for u in common})
+    counts = sorted({len(model[u]) for u in common} | {len(baseline[u]) for u in common})
+    seeds = f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else str(counts[0])
     print(f"{args.baseline} - {args.model} over {len(common)} {unit}s of {args.folder} "
-          f"({'-'.join(map(str, seeds))} seed(s) each): mean {np.mean(differences):+.2f} "
-          f"points, variance {measured:.2f}")  # fmt: skip
+          f"({seeds} seed(s) each): mean {np.mean(differences):+.2f} points, variance "
+          f"{measured:.2f}")  # fmt: skip
     for m, (v, dof) in pooled.items():
         print(f"seed-to-seed variance of {m}: {v:.2f} (sd {math.sqrt(v):.2f}; {dof} degrees "
               "of freedom)")  # fmt: skip

@@ -59,7 +59,7 @@ def test_seeds_are_averaged_per_fold_and_paired_by_seed(tmp_path):
     assert (row["runs_a"], row["runs_b"], row["paired_runs"]) == (3, 5, 3)
     text = comparison_markdown([row], ("one", "two"))
     assert (
-        "acrnn: the sweeps hold other seeds (runs on the common folds: 3 in one, 5 in two)" in text
+        "acrnn: the sweeps hold other runs (runs on the common folds: 3 in one, 5 in two)" in text
     )
     assert "covers the 3 runs both hold" in text
 
@@ -82,7 +82,7 @@ def test_sweeps_with_the_same_seeds_need_no_seed_note(tmp_path):
                 write_run(tmp_path / folder, "acrnn", fold, uar=uar, seed=seed)
     [row] = compare_sweeps(tmp_path / "a", tmp_path / "b")
     assert row["runs_a"] == row["runs_b"] == row["paired_runs"] == 6
-    assert "other seeds" not in comparison_markdown([row], ("one", "two"))
+    assert "other runs" not in comparison_markdown([row], ("one", "two"))
 
 
 def test_older_protocols_and_untested_runs_do_not_count(tmp_path):

@@ -92,6 +92,19 @@ def test_seed_spread_separates_seed_noise_from_the_folds(tmp_path):
     assert fold5 == f"| 5 | {100 * scores[5][0]:.2f} (0), {100 * scores[5][1]:.2f} (1) |"
 
 
+def test_one_seed_run_twice_in_a_folder_counts_once(caplog):
+    """``+seeds=3`` into a folder with a one-seed sweep: ``adsrnn-fold0-seed12345`` beside
+    ``adsrnn-fold0``, the same seed; the newer one counts."""
+    older = fake_run("adsrnn", 0, 0.40, seed=12345) | {"mtime": 1, "path": "a/adsrnn-fold0"}
+    newer = fake_run("adsrnn", 0, 0.50, seed=12345) | {"mtime": 2, "path": "a/seed12345"}
+    other = fake_run("adsrnn", 0, 0.70, seed=12346) | {"mtime": 3, "path": "a/seed12346"}
+    model = aggregate([older, newer, other, fake_run("adsrnn", 1, 0.6)]).models["adsrnn"]
+    assert model.seeds[0] == 2 and model.uar[0] == pytest.approx(0.60)
+    assert model.seed_uar[0] == {12345: 0.50, 12346: 0.70}
+    assert model.seed_spread.seed_dof == 1
+    assert "a/adsrnn-fold0 and a/seed12345 are both adsrnn fold 0 seed 12345" in caplog.text
+
+
 def test_the_seed_section_is_left_out_with_one_seed_per_fold(tmp_path):
     write_summary(aggregate([fake_run("adsrnn", f, u) for f, u in enumerate(ADSRNN)]), tmp_path)
     text = (tmp_path / "summary.md").read_text()

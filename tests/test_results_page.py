@@ -1,6 +1,9 @@
-"""docs/results: every summary there is what its runs' results.json give today, every
-summary-shaped or comparison table row on the page is one of the rows its runs give, and
-every ``mean +- std`` on the page, prose included, comes from kept runs."""
+"""docs/results: every summary there is what its runs' results.json give today; every
+summary-shaped row on the page is a row of one of those summaries, and every comparison row
+a row of one of the page's ``sweep.py compare`` commands, remade from the kept runs; and
+every ``mean +- std`` on the page, prose included, is one that those sources give (or a
+summary kept without runs: those runs predate keeping them). A number is matched against
+all sources together, not against the section it stands in."""
 
 from __future__ import annotations
 
@@ -90,9 +93,10 @@ def compared() -> str:
 
 
 def evaluated_elsewhere() -> str:
-    """``model: mean +- std`` over folds of the ``python -m ser.evaluate`` results kept with
-    runs that no sweep records (``cross_eval/<corpus>_norm_<norm>.json``)."""
-    scores: dict[tuple[str, str], list[float]] = defaultdict(list)
+    """``(folder, model, result name): mean +- std`` over folds of the
+    ``python -m ser.evaluate`` results kept with runs that no sweep records
+    (``cross_eval/<corpus>_norm_<norm>.json``)."""
+    scores: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for path in RESULTS.glob("*/runs/*/cross_eval/*_norm_*.json"):
         run = json.loads((path.parents[1] / "results.json").read_text())
         scores[(str(path.parents[3]), run["model"], path.stem)].append(

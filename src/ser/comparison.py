@@ -172,11 +172,12 @@ def comparison_markdown(rows: Sequence[dict[str, Any]], names: tuple[str, str]) 
 
 
 def _seed_notes(rows: Sequence[dict[str, Any]], names: tuple[str, str]) -> list[str]:
-    """A line per model whose two sweeps hold other seeds on the common folds: its UARs are
-    then means over other seeds, and its same-prediction share covers fewer runs."""
+    """A line per model whose two sweeps do not hold the same folds and seeds (other seeds,
+    or a seed run missing on one side): its UARs are then means over other seeds, and its
+    same-prediction share covers fewer runs."""
     a, b = names
     return [
-        f"{r['model']}: the sweeps hold other seeds (runs on the common folds: {r['runs_a']} "
+        f"{r['model']}: the sweeps hold other runs (runs on the common folds: {r['runs_a']} "
         f"in {a}, {r['runs_b']} in {b}); each UAR is the mean over its own sweep's seeds, and "
         f"same prediction covers the {r['paired_runs']} runs both hold (same fold and seed).\n"
         for r in rows

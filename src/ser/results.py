@@ -52,8 +52,8 @@ class ModelSummary:
     #: the test UAR's seed-to-seed against fold-to-fold variance, when some fold has
     #: several seeds (:func:`ser.stats.seed_spread`)
     seed_spread: SeedSpread | None = None
-    #: fold -> seed -> test UAR of that run
-    seed_uar: dict[int, dict[int, float]] = field(default_factory=dict)
+    #: fold -> seed (``None`` when a run did not record it) -> test UAR of that run
+    seed_uar: dict[int, dict[int | None, float]] = field(default_factory=dict)
     failed_folds: list[int] = field(default_factory=list)  # a run (any seed) failed
     #: device kind and precision (:func:`ser.hardware.hardware_label`) -> number of runs
     hardware: dict[str, int] = field(default_factory=dict)
@@ -169,6 +169,7 @@ def aggregate(
             "left out %d run(s) with other settings than the newest run: %s",
             len(left_out), ", ".join(Path(r.get("path", "?")).parent.name for r in left_out),
         )  # fmt: skip
+    runs = newest_per_seed(runs)
     classes = runs[0]["confusion"]["classes"]
     corpora = {r["corpus"] for r in runs}
     if len(corpora) > 1 or any(r["confusion"]["classes"] != classes for r in runs):
@@ -250,6 +251,28 @@ def aggregate(
             cross, protocols={r.get("protocol_hash") for r in runs}, order=list(models)
         ),
     )
+
+
+def newest_per_seed(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest run of each model, fold and seed, with a warning naming any other.
+
+    A folder can hold one seed twice under two names: ``+seeds=3`` run into a folder that
+    holds a one-seed sweep trains ``adsrnn-fold0-seed12345`` beside ``adsrnn-fold0``. Both
+    are one seed of the fold, and counting both would weigh it twice and shrink the
+    seed-to-seed variance. Runs that recorded no seed are all kept.
+    """
+    newest: dict[tuple, dict[str, Any]] = {}
+    for run in sorted(runs, key=lambda r: r.get("mtime", 0)):
+        key = (run["model"], run["fold"], run.get("seed"))
+        if run.get("seed") is None:
+            key += (id(run),)
+        elif key in newest:
+            log.warning(
+                "%s and %s are both %s fold %s seed %s: counting the newer one only",
+                newest[key].get("path", "?"), run.get("path", "?"), *key,
+            )  # fmt: skip
+        newest[key] = run
+    return list(newest.values())
 
 
 def confusion_macro_f1(matrix: Any) -> float:

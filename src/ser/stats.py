@@ -86,11 +86,12 @@ def seed_spread(per_fold: dict[int, list[float]]) -> SeedSpread | None:
     means = np.array([np.mean(v) for v in per_fold.values()])
     fold_variance = float(means.var(ddof=1))
     seed_part = sigma2 * float(np.mean([1 / len(v) for v in per_fold.values()]))
+    remainder = fold_variance - seed_part  # NaN stays NaN (a run without a score)
     return SeedSpread(
         runs=sum(len(v) for v in per_fold.values()),
         folds=len(per_fold),
         seed_variance=sigma2,
         seed_dof=dof,
         fold_variance=fold_variance,
-        fold_only_variance=max(0.0, fold_variance - seed_part),
+        fold_only_variance=remainder if math.isnan(remainder) else max(0.0, remainder),
     )

@@ -193,8 +193,7 @@ def seed_spread_markdown(summary: Summary) -> list[str]:
         "one seed per fold, the variance over folds is about the square of the sd over "
         "seeds plus the square of the sd over folds alone: the larger one dominates.",
         "",
-        "| model | runs (seeds x folds) | sd over seeds | sd over folds (means) "
-        "| sd over folds alone |",
+        "| model | runs over folds | sd over seeds | sd over folds (means) | sd over folds alone |",
         "|---|---|---|---|---|",
     ]
     for model, spread in spreads.items():
