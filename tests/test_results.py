@@ -100,9 +100,19 @@ def test_one_seed_run_twice_in_a_folder_counts_once(caplog):
     other = fake_run("adsrnn", 0, 0.70, seed=12346) | {"mtime": 3, "path": "a/seed12346"}
     model = aggregate([older, newer, other, fake_run("adsrnn", 1, 0.6)]).models["adsrnn"]
     assert model.seeds[0] == 2 and model.uar[0] == pytest.approx(0.60)
-    assert model.seed_uar[0] == {12345: 0.50, 12346: 0.70}
+    assert model.seed_uar[0] == [(12345, 0.50), (12346, 0.70)]
     assert model.seed_spread.seed_dof == 1
     assert "a/adsrnn-fold0 and a/seed12345 are both adsrnn fold 0 seed 12345" in caplog.text
+
+
+def test_runs_without_a_recorded_seed_each_count_in_the_seed_spread():
+    runs = [fake_run("adsrnn", 0, u) for u in (0.40, 0.60)] + [fake_run("adsrnn", 1, 0.7)]
+    for run in runs:
+        del run["seed"]
+    model = aggregate(runs).models["adsrnn"]
+    assert model.seeds == {0: 2, 1: 1}
+    assert sorted(uar for _, uar in model.seed_uar[0]) == [0.40, 0.60]
+    assert model.seed_spread.seed_variance == pytest.approx(np.var([0.40, 0.60], ddof=1))
 
 
 def test_the_seed_section_is_left_out_with_one_seed_per_fold(tmp_path):

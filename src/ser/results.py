@@ -48,12 +48,8 @@ class ModelSummary:
     recall: dict[str, float]  # class -> mean recall over folds
     confusion: np.ndarray  # counts summed over folds and seeds
     missing_folds: list[int]  # neither a result nor a failure
-    seeds: dict[int, int]  # fold -> number of seeds
-    #: the test UAR's seed-to-seed against fold-to-fold variance, when some fold has
-    #: several seeds (:func:`ser.stats.seed_spread`)
-    seed_spread: SeedSpread | None = None
-    #: fold -> seed (``None`` when a run did not record it) -> test UAR of that run
-    seed_uar: dict[int, dict[int | None, float]] = field(default_factory=dict)
+    #: fold -> (seed, test UAR) of each run, by seed (``None``: the run did not record it)
+    seed_uar: dict[int, list[tuple[int | None, float]]] = field(default_factory=dict)
     failed_folds: list[int] = field(default_factory=list)  # a run (any seed) failed
     #: device kind and precision (:func:`ser.hardware.hardware_label`) -> number of runs
     hardware: dict[str, int] = field(default_factory=dict)
@@ -66,6 +62,17 @@ class ModelSummary:
     @property
     def n_folds(self) -> int:
         return len(self.uar)
+
+    @property
+    def seeds(self) -> dict[int, int]:
+        """Fold -> number of runs (seeds) in it."""
+        return {fold: len(runs) for fold, runs in self.seed_uar.items()}
+
+    @property
+    def seed_spread(self) -> SeedSpread | None:
+        """The test UAR's seed-to-seed against fold-to-fold variance, when some fold has
+        several seeds (:func:`ser.stats.seed_spread`)."""
+        return seed_spread({f: [uar for _, uar in runs] for f, runs in self.seed_uar.items()})
 
     def mean_std(self, values: dict[int, float]) -> tuple[float, float]:
         """Mean and sample standard deviation over folds (std NaN for one fold)."""
@@ -207,10 +214,8 @@ def aggregate(
             },
             confusion=confusion,
             missing_folds=[f for f in expected if f not in per_fold and f not in failed[model]],
-            seeds={f: len(rs) for f, rs in per_fold.items()},
-            seed_spread=seed_spread({f: [r["test_uar"] for r in rs] for f, rs in per_fold.items()}),
             seed_uar={
-                f: {r.get("seed"): r["test_uar"] for r in sorted(rs, key=_seed_order)}
+                f: [(r.get("seed"), r["test_uar"]) for r in sorted(rs, key=_seed_order)]
                 for f, rs in per_fold.items()
             },
             failed_folds=sorted(failed[model]),

@@ -180,7 +180,7 @@ def summary_markdown(summary: Summary) -> str:
 def seed_spread_markdown(summary: Summary) -> list[str]:
     """The seeds section, for the models with several seeds in some fold: the test UAR's
     standard deviation over seeds within a fold against that over folds."""
-    spreads = {m: s.seed_spread for m, s in summary.models.items() if s.seed_spread}
+    spreads = {m: spread for m, s in summary.models.items() if (spread := s.seed_spread)}
     if not spreads:
         return []
     lines = [
@@ -209,7 +209,7 @@ def seed_spread_markdown(summary: Summary) -> list[str]:
         cells = [
             ", ".join(
                 f"{_pct(uar)} ({seed})"
-                for seed, uar in summary.models[model].seed_uar.get(fold, {}).items()
+                for seed, uar in summary.models[model].seed_uar.get(fold, [])
             )
             or "-"
             for model in spreads
