@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ser.lengths import length_rows, length_runs, lengths_cli, validation_curve
+from ser.lengths import (
+    length_rows,
+    length_runs,
+    lengths_cli,
+    lengths_figure,
+    validation_curve,
+)
 
 
 def write_run(folder: Path, name: str, *, model: str, steps: int, fold: int, seed: int = 1,
@@ -73,6 +79,17 @@ def test_the_validation_curve_is_read_from_metrics_csv(study):
     _, long = study
     assert validation_curve(long / "a-fold0") == [(99, 50.0), (199, 80.0)]
     assert validation_curve(long / "a-fold2") == []  # no metrics.csv
+
+
+def test_the_curves_tell_the_folds_apart_and_star_the_selected_checkpoint(study):
+    runs = length_runs(study, models=["a"])
+    _, right = lengths_figure(length_rows(runs), runs).axes
+    curves = {line.get_label(): line for line in right.lines if len(line.get_xdata()) > 1}
+    assert curves.keys() == {"a fold 0", "a fold 1"}
+    assert curves["a fold 0"].get_linestyle() != curves["a fold 1"].get_linestyle()
+    stars = {(line.get_xdata()[0], line.get_ydata()[0]) for line in right.lines
+             if line.get_marker() == "*"}  # fmt: skip
+    assert stars == {(199, 80.0), (99, 60.0)}  # each run's best validation step
 
 
 def test_the_command_prints_the_table_and_writes_it_with_its_figure(study, tmp_path, capsys):

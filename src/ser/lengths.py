@@ -121,10 +121,14 @@ def validation_curve(run_dir: Path) -> list[tuple[int, float]]:
         ]
 
 
+#: line styles that tell the folds apart in the validation curves
+FOLD_STYLES = ("-", "--", ":", "-.")
+
+
 def lengths_figure(rows: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]]) -> Figure:
     """Left: best validation and test UAR against training length per model (mean over
     folds, lines; each fold, points). Right: the validation curve of each model's longest
-    runs, one line per fold."""
+    runs, a line style per fold, with a star at the step whose checkpoint was selected."""
     fig = Figure(figsize=(12, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
     colours = {}
@@ -146,16 +150,23 @@ def lengths_figure(rows: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]
     left.set_title("test UAR (selected on validation) and best validation UAR")
     left.legend(fontsize=8)
     longest = {row["model"]: row["steps"] for row in rows}
+    folds = sorted({int(run["fold"]) for run in runs})
     for run in runs:
         if int(run["steps_trained"]) != longest.get(run["model"]):
             continue
         curve = validation_curve(Path(run["path"]).parent)
-        if curve:
-            right.plot(*zip(*curve, strict=True), color=colours[run["model"]], linewidth=0.9,
-                       alpha=0.7, label=f"{run['model']} fold {run['fold']}")  # fmt: skip
+        if not curve:
+            continue
+        colour = colours[run["model"]]
+        style = FOLD_STYLES[folds.index(int(run["fold"])) % len(FOLD_STYLES)]
+        right.plot(*zip(*curve, strict=True), color=colour, linestyle=style, linewidth=0.9,
+                   alpha=0.7, label=f"{run['model']} fold {run['fold']}")  # fmt: skip
+        # the checkpoint selection keeps the first of equal validation scores
+        best_step, best_uar = max(curve, key=lambda point: point[1])
+        right.plot([best_step], [best_uar], marker="*", markersize=9, color=colour)
     right.set_xlabel("step")
     right.set_ylabel("validation UAR (%)")
-    right.set_title("validation UAR during the longest runs")
+    right.set_title("validation UAR of the longest runs (star: selected checkpoint)")
     right.legend(fontsize=7, ncols=2)
     return fig
 
