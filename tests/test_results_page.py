@@ -102,6 +102,7 @@ COMPARE_COMMAND = re.compile(
 COMPARE_ROW = re.compile(r"^\| [\w-]+ \| \d+ \| [\d.]+ \+- [\d.]+ \| [\d.]+ \+- [\d.]+ \| ")
 
 
+@functools.cache
 def compared() -> str:
     """The tables of every ``sweep.py compare`` command on the page, remade from its runs."""
     root = RESULTS.parents[1]
@@ -121,6 +122,7 @@ LENGTHS_COMMAND = re.compile(
 )
 
 
+@functools.cache
 def lengths_tables() -> str:
     """The tables of every ``sweep.py lengths`` command on the page, remade from its runs."""
     root = RESULTS.parents[1]
